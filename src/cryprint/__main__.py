@@ -1,0 +1,5 @@
+import sys
+
+from cryprint.cli import main
+
+sys.exit(main())

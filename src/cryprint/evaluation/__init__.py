@@ -1,0 +1,1 @@
+"""Evaluation: embeddings of recordings, pair scoring, reports, plots, submission, verify."""

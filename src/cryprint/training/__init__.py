@@ -1,0 +1,1 @@
+"""Training: config, objectives (triplet / AAM), checkpoints, run folders, the loop."""

@@ -1,0 +1,136 @@
+"""Checkpoints written atomically, indexed with checksums, pruned to the best few.
+
+``CHECKPOINT_DIR/index.json`` lists every kept checkpoint with its epoch, validation loss and
+EER, and the SHA-256 of its bytes. A checkpoint file is written completely (temporary file,
+fsync, rename) before the index names it, so a crash at any moment leaves the index naming only
+complete files. On load, a file whose checksum does not match (truncated, corrupted) is reported
+and the previous good one is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cryprint.errors import CheckpointError
+from cryprint.io import atomic_write, atomic_write_text
+
+INDEX_NAME = "index.json"
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    epoch: int
+    file: str
+    sha256: str
+    validation_loss: float
+    validation_eer: float
+
+
+def _read_index(folder: Path) -> list[CheckpointEntry]:
+    path = folder / INDEX_NAME
+    if not path.is_file():
+        return []
+    try:
+        return [CheckpointEntry(**entry) for entry in json.loads(path.read_text())["checkpoints"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: unreadable checkpoint index ({error})") from error
+
+
+def _write_index(folder: Path, entries: list[CheckpointEntry]) -> None:
+    payload = {"checkpoints": [asdict(entry) for entry in sorted(entries, key=lambda e: e.epoch)]}
+    atomic_write_text(folder / INDEX_NAME, json.dumps(payload, indent=2) + "\n")
+
+
+def save_checkpoint(
+    folder: Path, epoch: int, state: dict[str, Any], validation_loss: float, validation_eer: float
+) -> CheckpointEntry:
+    """Write ``state`` as ``epoch-NNNN.ckpt`` and add it to the index (after it is complete)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    entry = CheckpointEntry(
+        epoch, f"epoch-{epoch:04d}.ckpt", hashlib.sha256(data).hexdigest(),
+        float(validation_loss), float(validation_eer),
+    )
+    atomic_write(folder / entry.file, lambda file: file.write(data))
+    entries = [e for e in _read_index(folder) if e.epoch != epoch] + [entry]
+    _write_index(folder, entries)
+    return entry
+
+
+def _selection_key(entry: CheckpointEntry, select_by: str) -> tuple[float, int]:
+    value = entry.validation_eer if select_by == "eer" else entry.validation_loss
+    # NaN sorts last; among equals the earlier epoch wins.
+    return (value if value == value else float("inf"), entry.epoch)
+
+
+def best_entries(folder: Path, keep: int, select_by: str = "loss") -> list[CheckpointEntry]:
+    """The ``keep`` best checkpoints by validation loss (or EER), best first."""
+    return sorted(_read_index(folder), key=lambda e: _selection_key(e, select_by))[:keep]
+
+
+def prune_checkpoints(folder: Path, keep: int, select_by: str = "loss") -> None:
+    """Keep the ``keep`` best checkpoints and the latest one (to resume from); delete the rest."""
+    entries = _read_index(folder)
+    if not entries:
+        return
+    kept = {e.epoch for e in best_entries(folder, keep, select_by)}
+    kept.add(max(e.epoch for e in entries))
+    _write_index(folder, [e for e in entries if e.epoch in kept])
+    for entry in entries:
+        if entry.epoch not in kept:
+            (folder / entry.file).unlink(missing_ok=True)
+    # Files no index names (left by a crash between writing a file and the index) go too.
+    named = {e.file for e in entries if e.epoch in kept}
+    for stray in folder.glob("epoch-*.ckpt"):
+        if stray.name not in named:
+            stray.unlink()
+
+
+def verify(folder: Path, entry: CheckpointEntry) -> bool:
+    """True when the checkpoint file exists and its SHA-256 matches the index."""
+    path = folder / entry.file
+    if not path.is_file():
+        return False
+    return hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
+
+
+def load_latest(folder: Path) -> tuple[dict[str, Any], CheckpointEntry] | None:
+    """The newest checkpoint whose checksum verifies, or None when there is none at all.
+
+    A corrupted or truncated newer checkpoint is logged by name and skipped.
+
+    Raises:
+        CheckpointError: checkpoints exist but none verifies.
+    """
+    entries = sorted(_read_index(folder), key=lambda e: e.epoch, reverse=True)
+    if not entries:
+        return None
+    for entry in entries:
+        path = folder / entry.file
+        if not verify(folder, entry):
+            logger.warning(
+                "checkpoint %s is missing or corrupt (checksum mismatch); trying the previous one",
+                path,
+            )
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a verified file that still fails to load is also skipped
+            logger.warning("checkpoint %s could not be loaded (%s)", path, error)
+            continue
+        return state, entry
+    raise CheckpointError(
+        f"{folder}: none of the {len(entries)} checkpoint(s) passes its checksum; "
+        "start a new run or restore the folder from a backup"
+    )
