@@ -29,7 +29,7 @@ import torch
 import yaml
 
 from cryprint.errors import HubError, ModelError
-from cryprint.io import atomic_write_text, atomic_save_torch
+from cryprint.io import atomic_save_torch, atomic_write_text
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 
 CHECKPOINT_NAME = "embedding_model.ckpt"
@@ -55,16 +55,32 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "GLOBAL" not in str(error) and not _pickle_imports_code(path):
+            raise ModelError(f"{path}: not a readable PyTorch weights file (corrupt?)") from error
         raise ModelError(
-            f"{path}: refused — the file is not a plain weights file (it holds Python objects that"
-            f" would run code when loaded). Only load weights you trust, re-saved as a state dict."
-            f" Detail: {str(error).splitlines()[0]}"
+            f"{path}: refused — the file holds Python objects that would run code when loaded,"
+            " not only weights. Load only weights you trust, saved as a plain state dict."
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise ModelError(f"{path}: not a readable PyTorch weights file ({error})") from error
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: expected a state dict of tensors")
     return state
+
+
+def _pickle_imports_code(path: Path) -> bool:
+    """Whether a plain (non-zip) pickle file imports callables — what a code-running pickle needs.
+    Only used to word the error; the refusal itself is torch's ``weights_only`` unpickler."""
+    import pickletools
+
+    try:
+        with path.open("rb") as file:
+            return any(
+                opcode.name in {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"}
+                for opcode, _, _ in pickletools.genops(file)
+            )
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError):
+        return False
 
 
 def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
