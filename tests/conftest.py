@@ -29,7 +29,6 @@ def without_unloaded_lazy_modules():
         yield
 
 
-
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-baby synthetic corpus (about 10 minutes of audio), shared by the whole session.

@@ -40,7 +40,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from cryprint.data.synth import generate_corpus
 
     generate_corpus(
-        args.dest, babies=args.babies, seed=args.seed, difficulty=args.difficulty,
+        args.dest,
+        babies=args.babies,
+        seed=args.seed,
+        difficulty=args.difficulty,
         overwrite=args.overwrite,
     )
     print(format_summary(summarize(args.dest)))
@@ -62,10 +65,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 TRAIN_OPTIONS = {
     # CLI flag → config key
-    "data": "data", "run": "run", "method": "method", "init": "init", "epochs": "epochs",
-    "seed": "seed", "channels": "channels", "batch_babies": "batch_babies",
-    "crops_per_baby": "crops_per_baby", "lr": "learning_rate", "margin": "margin",
-    "select_by": "select_by", "device": "device", "amp": "amp", "compile": "compile",
+    "data": "data",
+    "run": "run",
+    "method": "method",
+    "init": "init",
+    "epochs": "epochs",
+    "seed": "seed",
+    "channels": "channels",
+    "batch_babies": "batch_babies",
+    "crops_per_baby": "crops_per_baby",
+    "lr": "learning_rate",
+    "margin": "margin",
+    "select_by": "select_by",
+    "device": "device",
+    "amp": "amp",
+    "compile": "compile",
 }
 
 
@@ -88,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="fine-tune ECAPA-TDNN (triplet loss or the AAM-softmax baseline)",
+        "train",
+        help="fine-tune ECAPA-TDNN (triplet loss or the AAM-softmax baseline)",
         description="Fine-tune the cry embedder. Options override --config FILE.yaml, which "
         "overrides the defaults (the reference recipe).",
     )
@@ -97,7 +112,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, help="a YAML file of training options")
     parser.add_argument("--method", choices=["triplet", "aam"])
     parser.add_argument(
-        "--init", help="initial weights: a hub model id (default speechbrain/spkrec-ecapa-voxceleb)"
+        "--init",
+        help="initial weights: a hub model id (default speechbrain/spkrec-ecapa-voxceleb)"
         ", a model folder, an embedding_model.ckpt file, or 'random'",
     )
     parser.add_argument("--epochs", type=int)
@@ -107,7 +123,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crops-per-baby", type=int, help="K: crops per baby in a batch")
     parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 triplet, 1e-4 aam)")
     parser.add_argument("--margin", type=float, help="triplet margin (default 1.0)")
-    parser.add_argument("--select-by", choices=["loss", "eer"], help="how best checkpoints are kept")
+    parser.add_argument(
+        "--select-by", choices=["loss", "eer"], help="how best checkpoints are kept"
+    )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--amp", action="store_true", default=None, help="mixed precision (CUDA)")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile (CUDA)")
@@ -127,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    download = subparsers.add_parser("download", help="fetch CryCeleb2023 from the Hugging Face hub")
+    download = subparsers.add_parser(
+        "download", help="fetch CryCeleb2023 from the Hugging Face hub"
+    )
     download.add_argument("--dest", type=Path, required=True, help="where to put the data set")
     download.add_argument("--repo", default="Ubenwa/CryCeleb2023", help="the hub dataset repo")
     download.add_argument("--quiet", action="store_true")

@@ -11,7 +11,9 @@ from cryprint.errors import DataError
 
 def _recording(baby: int, seconds: float, value: int) -> Recording:
     samples = np.full(int(seconds * SAMPLE_RATE), value, dtype=np.int16)
-    return Recording(f"{baby:04d}", "B", "train", (samples[: len(samples) // 2], samples[len(samples) // 2 :]))
+    return Recording(
+        f"{baby:04d}", "B", "train", (samples[: len(samples) // 2], samples[len(samples) // 2 :])
+    )
 
 
 def test_sampler_gives_k_crops_of_p_babies() -> None:
@@ -39,7 +41,9 @@ def test_processes_get_different_babies() -> None:
     assert first and second and not first & second
 
 
-@pytest.mark.parametrize(("p", "k", "message"), [(4, 1, "at least 2"), (1, 4, "at least 2"), (40, 2, "fewer")])
+@pytest.mark.parametrize(
+    ("p", "k", "message"), [(4, 1, "at least 2"), (1, 4, "at least 2"), (40, 2, "fewer")]
+)
 def test_sampler_rejects_bad_shapes(p: int, k: int, message: str) -> None:
     with pytest.raises(DataError, match=message):
         PKSampler(20, p, k)

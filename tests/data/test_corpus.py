@@ -31,7 +31,10 @@ def test_recording_concatenates_segments_in_chronological_order(
     rows = metadata[(metadata["baby_id"] == recording.baby_id) & (metadata["period"] == "D")]
     rows = rows.sort_values("chronological_index")
     expected = np.concatenate(
-        [to_int16(soundfile.read(small_corpus / name, dtype="float32")[0]) for name in rows["file_name"]]
+        [
+            to_int16(soundfile.read(small_corpus / name, dtype="float32")[0])
+            for name in rows["file_name"]
+        ]
     )
     np.testing.assert_array_equal(np.concatenate(recording.segments), expected)
     assert recording.key == f"{recording.baby_id}D"

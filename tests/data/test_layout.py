@@ -59,7 +59,7 @@ def test_bad_rows_are_named(corpus_copy: Path, column: str, value: str, message:
 def test_missing_column_and_missing_file(corpus_copy: Path) -> None:
     frame = pd.read_csv(corpus_copy / "metadata.csv", dtype=str).drop(columns=["period"])
     frame.to_csv(corpus_copy / "metadata.csv", index=False)
-    with pytest.raises(DataError, match="missing column.*period"):
+    with pytest.raises(DataError, match=r"missing column.*period"):
         read_metadata(corpus_copy)
     (corpus_copy / "metadata.csv").unlink()
     with pytest.raises(DataError, match="file not found"):
@@ -68,7 +68,7 @@ def test_missing_column_and_missing_file(corpus_copy: Path) -> None:
 
 def test_garbage_csv_is_a_clear_error(corpus_copy: Path) -> None:
     (corpus_copy / "metadata.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x81")
-    with pytest.raises(DataError, match="metadata.csv"):
+    with pytest.raises(DataError, match=r"metadata\.csv"):
         read_metadata(corpus_copy)
 
 

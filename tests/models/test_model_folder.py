@@ -57,7 +57,7 @@ def test_bare_checkpoint_round_trip_is_exact(model: CryEmbedder, tmp_path: Path)
 
 def test_wrong_architecture_names_the_keys(model: CryEmbedder, tmp_path: Path) -> None:
     torch.save(model.embedding_model.state_dict(), tmp_path / CHECKPOINT_NAME)
-    with pytest.raises(ModelError, match="wrong shape: .*--channels"):
+    with pytest.raises(ModelError, match=r"wrong shape: .*--channels"):
         load_model(tmp_path / CHECKPOINT_NAME, ModelConfig.small(24))
     state = model.embedding_model.state_dict()
     state["extra.weight"] = torch.zeros(1)
@@ -85,7 +85,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
 
 def test_missing_and_garbage_files(tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
-    with pytest.raises(ModelError, match="missing hyperparams.yaml, embedding_model.ckpt"):
+    with pytest.raises(ModelError, match=r"missing hyperparams\.yaml, embedding_model\.ckpt"):
         load_model(tmp_path / "folder")
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a readable PyTorch weights file"):
@@ -112,7 +112,9 @@ def test_hub_id_offline_and_uncached_is_a_clear_error(
         load_model("speechbrain/spkrec-ecapa-voxceleb")
 
 
-def test_hub_id_from_cache_loads(model: CryEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_from_cache_loads(
+    model: CryEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A hub model already in the cache loads offline: stand in for the cache with a folder."""
     folder = save_model_folder(model, tmp_path / "snapshot")
 

@@ -1,6 +1,5 @@
 """Tests for cryprint.scoring.metrics: hand-built cases, naive loops, scikit-learn, SpeechBrain."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings

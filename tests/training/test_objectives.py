@@ -31,7 +31,11 @@ def naive_batch_hard(embeddings: torch.Tensor, labels: torch.Tensor, margin: flo
             for p in range(len(labels))
             if p != a and labels[p] == labels[a]
         ]
-        negatives = [float(torch.dist(unit[a], unit[n])) for n in range(len(labels)) if labels[n] != labels[a]]
+        negatives = [
+            float(torch.dist(unit[a], unit[n]))
+            for n in range(len(labels))
+            if labels[n] != labels[a]
+        ]
         if not positives or not negatives:
             continue
         losses.append(max(0.0, max(positives) - min(negatives) + margin))

@@ -52,7 +52,7 @@ def read_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Resample float32 [samples] from ``from_rate`` to ``to_rate`` Hz (torchaudio's sinc filter)."""
+    """Resample float32 [samples] from ``from_rate`` to ``to_rate`` Hz (torchaudio's sinc)."""
     import torch
     import torchaudio.functional
 

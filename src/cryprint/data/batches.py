@@ -91,7 +91,9 @@ class PKSampler:
         if crops_per_baby < 2:
             raise DataError("crops per baby (K) must be at least 2 so every anchor has a positive")
         if babies_per_batch < 2:
-            raise DataError("babies per batch (P) must be at least 2 so every anchor has a negative")
+            raise DataError(
+                "babies per batch (P) must be at least 2 so every anchor has a negative"
+            )
         if num_babies < babies_per_batch * world_size:
             raise DataError(
                 f"{num_babies} training babies are fewer than P={babies_per_batch} babies per batch"
@@ -115,7 +117,9 @@ class PKSampler:
         groups = order[: len(self) * self.world_size * self.babies_per_batch].reshape(
             -1, self.babies_per_batch
         )
-        return [np.repeat(group, self.crops_per_baby) for group in groups[self.rank :: self.world_size]]
+        return [
+            np.repeat(group, self.crops_per_baby) for group in groups[self.rank :: self.world_size]
+        ]
 
 
 class CropBatches:

@@ -69,7 +69,10 @@ class Corpus:
     """
 
     def __init__(
-        self, root: Path | str, splits: Iterable[str] = ("train", "dev", "test"), progress: bool = False
+        self,
+        root: Path | str,
+        splits: Iterable[str] = ("train", "dev", "test"),
+        progress: bool = False,
     ) -> None:
         self.root = Path(root)
         self.metadata = read_metadata(self.root)

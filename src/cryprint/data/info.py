@@ -32,11 +32,11 @@ def _split_row(rows: pd.DataFrame) -> dict:
     durations = rows["duration"].to_numpy()
     quartiles = np.percentile(durations, [25, 50, 75])
     return {
-        "babies": int(len(periods)),
+        "babies": len(periods),
         "both": int((periods == "BD").sum()),
         "only_B": int((periods == "B").sum()),
         "only_D": int((periods == "D").sum()),
-        "files": int(len(rows)),
+        "files": len(rows),
         "hours": float(durations.sum() / 3600),
         "duration_mean": float(durations.mean()),
         "duration_min": float(durations.min()),

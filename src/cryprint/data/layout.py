@@ -2,7 +2,8 @@
 
 The layout (see ``shared/cryceleb-format.md``)::
 
-    ROOT/metadata.csv          baby_id, period, duration, split, chronological_index, file_name, file_id
+    ROOT/metadata.csv          baby_id, period, duration, split, chronological_index,
+                               file_name, file_id
     ROOT/dev_pairs.csv         baby_id_B, baby_id_D, id, label
     ROOT/test_pairs.csv        baby_id_B, baby_id_D, id [, label]
     ROOT/sample_submission.csv id, score
@@ -43,12 +44,18 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        ValueError,
+    ) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from error
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}"
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, frame.columns))}"
         )
     return frame
 
@@ -72,7 +79,9 @@ def _check_relative_path(path: Path, frame: pd.DataFrame, column: str) -> None:
         )
     )
     if unsafe.any():
-        raise _bad_row(path, frame, unsafe, f"'{column}' must be a relative path inside the data directory")
+        raise _bad_row(
+            path, frame, unsafe, f"'{column}' must be a relative path inside the data directory"
+        )
 
 
 def read_metadata(root: Path | str, check_files: bool = True) -> pd.DataFrame:
@@ -137,7 +146,9 @@ def read_pairs(root: Path | str, split: str) -> pd.DataFrame:
         DataError: unknown split, missing file/columns, duplicate ids, bad labels.
     """
     if split not in PAIRS_FILES:
-        raise DataError(f"no pairs file for split '{split}'; choose one of {', '.join(PAIRS_FILES)}")
+        raise DataError(
+            f"no pairs file for split '{split}'; choose one of {', '.join(PAIRS_FILES)}"
+        )
     path = Path(root) / PAIRS_FILES[split]
     frame = _read_csv(path, PAIRS_COLUMNS)
     if frame.empty:

@@ -53,7 +53,10 @@ class ModelConfig:
         return cls(channels=(channels,) * 4 + (3 * channels,))
 
     def to_dict(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:

@@ -93,7 +93,11 @@ def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], name: 
     )
     if missing or unexpected or wrong_shape:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong_shape),
+        ):
             if keys:
                 shown = ", ".join(keys[:5]) + (f" … (+{len(keys) - 5})" if len(keys) > 5 else "")
                 parts.append(f"{label}: {shown}")
@@ -162,7 +166,9 @@ def _fetch_from_hub(model_id: str) -> Path:
     try:
         paths = [Path(hf_hub_download(model_id, name)) for name in (HPARAMS_NAME, CHECKPOINT_NAME)]
     except GatedRepoError as error:
-        raise HubError(f"{model_id}: gated model; accept its terms on the hub and log in") from error
+        raise HubError(
+            f"{model_id}: gated model; accept its terms on the hub and log in"
+        ) from error
     except RepositoryNotFoundError as error:
         raise HubError(
             f"'{model_id}' is neither a local file or folder nor a model on the Hugging Face hub"

@@ -59,8 +59,11 @@ def save_checkpoint(
     torch.save(state, buffer)
     data = buffer.getvalue()
     entry = CheckpointEntry(
-        epoch, f"epoch-{epoch:04d}.ckpt", hashlib.sha256(data).hexdigest(),
-        float(validation_loss), float(validation_eer),
+        epoch,
+        f"epoch-{epoch:04d}.ckpt",
+        hashlib.sha256(data).hexdigest(),
+        float(validation_loss),
+        float(validation_eer),
     )
     atomic_write(folder / entry.file, lambda file: file.write(data))
     entries = [e for e in _read_index(folder) if e.epoch != epoch] + [entry]

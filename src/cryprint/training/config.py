@@ -64,7 +64,10 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_babies >= 2, "batch_babies (P) must be >= 2"),
             (self.crops_per_baby >= 2, "crops_per_baby (K) must be >= 2"),
-            (0 < self.crop_min_seconds <= self.crop_max_seconds, "need 0 < crop_min_seconds <= crop_max_seconds"),
+            (
+                0 < self.crop_min_seconds <= self.crop_max_seconds,
+                "need 0 < crop_min_seconds <= crop_max_seconds",
+            ),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.learning_rate is None or self.learning_rate > 0, "learning_rate must be > 0"),
             (self.margin > 0, "margin must be > 0"),
@@ -72,10 +75,14 @@ class TrainConfig:
             (self.plateau_patience >= 0, "plateau_patience must be >= 0"),
             (self.keep_best >= 1, "keep_best must be >= 1"),
             (self.validation_batches >= 1, "validation_batches must be >= 1"),
-            (self.channels is None or (self.channels > 0 and self.channels % 8 == 0),
-             "channels must be a positive multiple of 8"),
-            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-             "device must be auto, cpu, cuda[:N] or mps"),
+            (
+                self.channels is None or (self.channels > 0 and self.channels % 8 == 0),
+                "channels must be a positive multiple of 8",
+            ),
+            (
+                self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+                "device must be auto, cpu, cuda[:N] or mps",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -128,13 +135,14 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    elif hint is str:
-        if isinstance(value, str | Path):
-            return str(value)
+    elif hint is str and isinstance(value, str | Path):
+        return str(value)
     raise ConfigError(f"config key '{name}': expected {hint.__name__}, got {value!r}")
 
 
-def make_config(overrides: dict[str, Any] | None = None, yaml_file: Path | str | None = None) -> TrainConfig:
+def make_config(
+    overrides: dict[str, Any] | None = None, yaml_file: Path | str | None = None
+) -> TrainConfig:
     """Defaults ← ``yaml_file`` ← ``overrides``, validated.
 
     Raises:

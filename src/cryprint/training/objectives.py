@@ -55,9 +55,7 @@ class ClassifierObjective(torch.nn.Module):
         return self.loss(logits, labels.unsqueeze(1))
 
 
-def build_triplet(
-    margin: float = 1.0, distributed: bool = False, **_: object
-) -> TripletObjective:
+def build_triplet(margin: float = 1.0, distributed: bool = False, **_: object) -> TripletObjective:
     """Triplet margin loss + batch-hard miner sharing one Euclidean distance on the unit sphere."""
     distance = distances.LpDistance(normalize_embeddings=True, p=2)
     loss: torch.nn.Module = losses.TripletMarginLoss(margin=margin, distance=distance)
@@ -69,7 +67,11 @@ def build_triplet(
 
 
 def build_aam(
-    num_classes: int, embedding_dim: int, aam_margin: float = 0.2, aam_scale: float = 30.0, **_: object
+    num_classes: int,
+    embedding_dim: int,
+    aam_margin: float = 0.2,
+    aam_scale: float = 30.0,
+    **_: object,
 ) -> ClassifierObjective:
     """SpeechBrain's Classifier head + AdditiveAngularMargin, the official baseline's recipe."""
     head = Classifier(input_size=embedding_dim, out_neurons=num_classes)

@@ -19,7 +19,15 @@ from typing import Any
 
 from cryprint.io import atomic_write_text
 
-PACKAGES = ("cryprint", "torch", "torchaudio", "speechbrain", "pytorch-metric-learning", "numpy", "pandas")
+PACKAGES = (
+    "cryprint",
+    "torch",
+    "torchaudio",
+    "speechbrain",
+    "pytorch-metric-learning",
+    "numpy",
+    "pandas",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -38,7 +46,11 @@ def git_revision() -> str:
     try:
         revision = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=source, capture_output=True, text=True, timeout=10, check=True,
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

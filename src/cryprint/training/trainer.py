@@ -92,7 +92,9 @@ class ValidationSet:
     loss_batches: CropBatches
 
 
-def validation_sides(groups: dict[str, list[Recording]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def validation_sides(
+    groups: dict[str, list[Recording]],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """For each baby two sides to compare: its B and D recordings where it has both, else its
     even- and odd-numbered segments (different cries of one period). Babies with a single
     segment are left out. Side i of ``left`` and side i of ``right`` are the same baby."""
@@ -106,7 +108,9 @@ def validation_sides(groups: dict[str, list[Recording]]) -> tuple[list[np.ndarra
         only = next(iter(by_period.values()))
         if len(only.segments) >= 2:
             left.append(Recording(baby_id, only.period, only.split, only.segments[0::2]).waveform())
-            right.append(Recording(baby_id, only.period, only.split, only.segments[1::2]).waveform())
+            right.append(
+                Recording(baby_id, only.period, only.split, only.segments[1::2]).waveform()
+            )
     if len(left) < 2:
         raise DataError("fewer than 2 validation babies with two comparable recordings")
     return left, right
@@ -181,7 +185,8 @@ def _resolve_resume(config: TrainConfig, run: Path, resume: bool) -> TrainConfig
     saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
     current = config.to_dict()
     changed = [
-        key for key, value in current.items()
+        key
+        for key, value in current.items()
         if key not in RESUMABLE_OVERRIDES and key in saved and saved[key] != value
     ]
     if changed:
@@ -225,19 +230,28 @@ def train(
     train_ids, validation_ids = split_babies(groups, config.validation_fraction, config.seed)
     train_groups, aam_validation_groups = _training_groups(config, groups, train_ids)
     sampler = PKSampler(
-        len(train_groups), config.batch_babies, config.crops_per_baby, config.seed,
-        context.rank, context.world_size,
+        len(train_groups),
+        config.batch_babies,
+        config.crops_per_baby,
+        config.seed,
+        context.rank,
+        context.world_size,
     )
     batches = CropBatches(train_groups, sampler, config.crop_min_seconds, config.crop_max_seconds)
     left, right = validation_sides({b: groups[b] for b in validation_ids})
     loss_groups = aam_validation_groups or [groups[b] for b in validation_ids]
     validation_sampler = PKSampler(
-        len(loss_groups), min(config.batch_babies, len(loss_groups)), config.crops_per_baby,
+        len(loss_groups),
+        min(config.batch_babies, len(loss_groups)),
+        config.crops_per_baby,
         seed=config.seed + 1,
     )
     validation = ValidationSet(
-        left, right,
-        CropBatches(loss_groups, validation_sampler, config.crop_min_seconds, config.crop_max_seconds),
+        left,
+        right,
+        CropBatches(
+            loss_groups, validation_sampler, config.crop_min_seconds, config.crop_max_seconds
+        ),
     )
 
     # --- model and objective -----------------------------------------------------------------
@@ -251,12 +265,16 @@ def train(
     if architecture is not None and loaded.model.config != architecture:
         logger.warning(
             "--channels %s ignored: %s brings its own architecture %s",
-            config.channels, loaded.source, loaded.model.config.channels,
+            config.channels,
+            loaded.source,
+            loaded.model.config.channels,
         )
     embedder = loaded.model
     options = dict(
-        margin=config.margin, num_classes=len(train_groups),
-        embedding_dim=embedder.config.embedding_dim, aam_margin=config.aam_margin,
+        margin=config.margin,
+        num_classes=len(train_groups),
+        embedding_dim=embedder.config.embedding_dim,
+        aam_margin=config.aam_margin,
         aam_scale=config.aam_scale,
     )
     objective = build_objective(config.method, distributed=context.world_size > 1, **options)
@@ -288,11 +306,20 @@ def train(
             logger.info("resumed from %s (epoch %d)", checkpoint_folder / entry.file, entry.epoch)
 
     if context.is_main and start_epoch == 1:
-        write_json(run / "environment.json", environment(config.seed, {
-            "initial_weights": loaded.source, "initial_weights_kind": loaded.kind,
-            "device": str(device), "world_size": context.world_size,
-            "train_babies": len(train_ids), "validation_babies": len(validation_ids),
-        }))
+        write_json(
+            run / "environment.json",
+            environment(
+                config.seed,
+                {
+                    "initial_weights": loaded.source,
+                    "initial_weights_kind": loaded.kind,
+                    "device": str(device),
+                    "world_size": context.world_size,
+                    "train_babies": len(train_ids),
+                    "validation_babies": len(validation_ids),
+                },
+            ),
+        )
         (run / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
 
     trained: torch.nn.Module = module
@@ -324,20 +351,42 @@ def train(
     if not history:
         started = time.perf_counter()
         validation_loss, validation_eer = evaluate()
-        history.append(_row(0, math.nan, validation_loss, validation_eer, math.nan, math.nan,
-                            config.lr, time.perf_counter() - started, False))
-        logger.info("epoch 0 (initial weights): validation loss %.4f, EER %.2f%%",
-                    validation_loss, 100 * validation_eer)
+        history.append(
+            _row(
+                0,
+                math.nan,
+                validation_loss,
+                validation_eer,
+                math.nan,
+                math.nan,
+                config.lr,
+                time.perf_counter() - started,
+                False,
+            )
+        )
+        logger.info(
+            "epoch 0 (initial weights): validation loss %.4f, EER %.2f%%",
+            validation_loss,
+            100 * validation_eer,
+        )
 
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
         module.train()
         losses, positives, negatives = [], [], []
-        for batch in tqdm(batches.epoch(epoch), total=len(batches), desc=f"epoch {epoch}",
-                          disable=not show_progress, leave=False, unit="batch"):
+        for batch in tqdm(
+            batches.epoch(epoch),
+            total=len(batches),
+            desc=f"epoch {epoch}",
+            disable=not show_progress,
+            leave=False,
+            unit="batch",
+        ):
             labels = batch.labels.to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, embeddings = trained(batch.waveforms.to(device), batch.lengths.to(device), labels)
+                loss, embeddings = trained(
+                    batch.waveforms.to(device), batch.lengths.to(device), labels
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -350,19 +399,39 @@ def train(
         scheduler.step(validation_loss)
         positive, negative = float(np.nanmean(positives)), float(np.nanmean(negatives))
         collapsed = is_collapsed(DistanceStats(positive, negative))
-        history.append(_row(epoch, float(np.mean(losses)), validation_loss, validation_eer,
-                            positive, negative, learning_rate, time.perf_counter() - started,
-                            collapsed))
+        history.append(
+            _row(
+                epoch,
+                float(np.mean(losses)),
+                validation_loss,
+                validation_eer,
+                positive,
+                negative,
+                learning_rate,
+                time.perf_counter() - started,
+                collapsed,
+            )
+        )
         logger.info(
             "epoch %d/%d: train loss %.4f, validation loss %.4f, EER %.2f%%, distances +%.3f/-%.3f,"
-            " lr %.2g, %.1f s", epoch, config.epochs, history[-1]["train_loss"], validation_loss,
-            100 * validation_eer, positive, negative, learning_rate, history[-1]["seconds"],
+            " lr %.2g, %.1f s",
+            epoch,
+            config.epochs,
+            history[-1]["train_loss"],
+            validation_loss,
+            100 * validation_eer,
+            positive,
+            negative,
+            learning_rate,
+            history[-1]["seconds"],
         )
         if collapsed:
             logger.warning(
                 "epoch %d: embeddings collapsed (mean positive %.4f and negative %.4f distances "
                 "near 0; the loss sits at the margin). Lower the learning rate or check the data.",
-                epoch, positive, negative,
+                epoch,
+                positive,
+                negative,
             )
         if context.is_main:
             state = {
@@ -374,10 +443,14 @@ def train(
                 "history": history,
                 "config": config.to_dict(),
             }
-            checkpoints.save_checkpoint(checkpoint_folder, epoch, state, validation_loss, validation_eer)
+            checkpoints.save_checkpoint(
+                checkpoint_folder, epoch, state, validation_loss, validation_eer
+            )
             best = checkpoints.best_entries(checkpoint_folder, 1, config.select_by)[0]
             if best.epoch == epoch:
-                save_model_folder(embedder, run / "best", _best_info(config, loaded.source, history[-1]))
+                save_model_folder(
+                    embedder, run / "best", _best_info(config, loaded.source, history[-1])
+                )
             checkpoints.prune_checkpoints(checkpoint_folder, config.keep_best, config.select_by)
             write_metrics(run / "metrics.csv", history)
         if context.world_size > 1:
@@ -387,17 +460,32 @@ def train(
         write_metrics(run / "metrics.csv", history)
         if not (run / "best").is_dir():
             # Resumed past the last epoch without a best folder (e.g. an older run): write one.
-            save_model_folder(embedder, run / "best", _best_info(config, loaded.source, history[-1]))
+            save_model_folder(
+                embedder, run / "best", _best_info(config, loaded.source, history[-1])
+            )
     return TrainResult(run, run / "best", history)
 
 
-def _row(epoch: int, train_loss: float, validation_loss: float, validation_eer: float,
-         positive: float, negative: float, learning_rate: float, seconds: float,
-         collapsed: bool) -> dict[str, Any]:
+def _row(
+    epoch: int,
+    train_loss: float,
+    validation_loss: float,
+    validation_eer: float,
+    positive: float,
+    negative: float,
+    learning_rate: float,
+    seconds: float,
+    collapsed: bool,
+) -> dict[str, Any]:
     return {
-        "epoch": epoch, "train_loss": train_loss, "validation_loss": validation_loss,
-        "validation_eer": validation_eer, "positive_distance": positive,
-        "negative_distance": negative, "learning_rate": learning_rate, "seconds": seconds,
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "validation_loss": validation_loss,
+        "validation_eer": validation_eer,
+        "positive_distance": positive,
+        "negative_distance": negative,
+        "learning_rate": learning_rate,
+        "seconds": seconds,
         "collapsed": collapsed,
     }
 
