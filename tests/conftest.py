@@ -8,25 +8,38 @@ import pytest
 from cryprint.data.synth import generate_corpus
 
 
-@pytest.fixture(scope="session")
-def without_unloaded_lazy_modules():
-    """Hide SpeechBrain's not-yet-loaded lazy-import proxies from ``sys.modules`` meanwhile.
+def _hide_unloaded_speechbrain_proxies() -> None:
+    """Drop SpeechBrain's not-yet-loaded lazy-import proxies from ``sys.modules``.
 
-    Hypothesis reads ``__file__`` of every module in ``sys.modules`` while drawing examples.
-    Once anything has imported speechbrain 1.1, ``sys.modules`` holds proxies (e.g.
-    ``speechbrain.integrations.k2_fsa``) that import their target on attribute access and raise
-    ImportError, not AttributeError, when an optional dependency (k2) is missing; that fails
-    the test (speechbrain issue #2995). Hiding the unloaded ones imports nothing; they are put
-    back afterwards.
+    Hypothesis reads ``__file__`` of every module in ``sys.modules``. SpeechBrain 1.1 registers
+    proxies (e.g. ``speechbrain.integrations.k2_fsa``) that try to import their target on any
+    attribute access and raise ImportError, not AttributeError, when an optional dependency
+    (k2) is missing; that crashes hypothesis (speechbrain issue #2995). Nothing we use needs
+    these proxies, and dropping them imports nothing.
     """
-    with pytest.MonkeyPatch.context() as patch:
-        if "speechbrain" in sys.modules:
-            from speechbrain.utils.importutils import LazyModule
+    if "speechbrain" not in sys.modules:
+        return
+    from speechbrain.utils.importutils import LazyModule
 
-            for name, module in list(sys.modules.items()):
-                if isinstance(module, LazyModule) and module.lazy_module is None:
-                    patch.delitem(sys.modules, name)
-        yield
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, LazyModule) and module.lazy_module is None:
+            del sys.modules[name]
+
+
+def pytest_collection_modifyitems() -> None:
+    _hide_unloaded_speechbrain_proxies()
+
+
+def pytest_runtest_setup() -> None:
+    _hide_unloaded_speechbrain_proxies()
+
+
+# Collection itself imports test modules that use hypothesis: register speechbrain's proxies now
+# and drop them before any test module is collected.
+import speechbrain.inference.speaker  # noqa: E402
+import speechbrain.lobes.models.ECAPA_TDNN  # noqa: E402, F401
+
+_hide_unloaded_speechbrain_proxies()
 
 
 @pytest.fixture(scope="session")

@@ -244,7 +244,7 @@ trial_sets = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(trials=trial_sets)
-def test_eer_properties(without_unloaded_lazy_modules, trials):
+def test_eer_properties(trials):
     scores = np.array([score for score, _ in trials], dtype=np.float64)
     labels = np.array([label for _, label in trials], dtype=int)
     result = compute_eer(scores, labels)
