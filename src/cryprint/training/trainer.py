@@ -133,9 +133,12 @@ class TrainModule(torch.nn.Module):
 
 @dataclass
 class TrainResult:
+    """The run folder, its best model folder, the per-epoch metrics and the final model."""
+
     run: Path
     best: Path
     history: list[dict[str, Any]]
+    model: CryEmbedder
 
 
 def _training_groups(
@@ -394,6 +397,12 @@ def train(
             losses.append(float(loss.detach()) / context.world_size)
             positives.append(stats.positive)
             negatives.append(stats.negative)
+        if context.world_size > 1:
+            # DDP keeps parameters equal, but each process updates its BatchNorm statistics
+            # from its own batches: take process 0's, so every process validates the same
+            # model and the scheduler makes the same decision everywhere.
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         validation_loss, validation_eer = evaluate()
         learning_rate = optimizer.param_groups[0]["lr"]
         scheduler.step(validation_loss)
@@ -463,7 +472,7 @@ def train(
             save_model_folder(
                 embedder, run / "best", _best_info(config, loaded.source, history[-1])
             )
-    return TrainResult(run, run / "best", history)
+    return TrainResult(run, run / "best", history, embedder)
 
 
 def _row(

@@ -1,0 +1,160 @@
+"""Training runs: the trained model verifies better, runs resume exactly, DDP processes agree."""
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.multiprocessing
+
+from cryprint.data.corpus import Corpus
+from cryprint.errors import ConfigError
+from cryprint.models.ecapa import ModelConfig
+from cryprint.models.folder import load_model
+from cryprint.training.config import make_config
+from cryprint.training.trainer import train
+
+# A tiny ECAPA and short crops: a few seconds per epoch on 2 CPU cores.
+TINY = {
+    "init": "random",
+    "channels": 16,
+    "batch_babies": 4,
+    "crops_per_baby": 3,
+    "crop_min_seconds": 1.0,
+    "crop_max_seconds": 1.5,
+    "validation_fraction": 0.3,
+    "validation_batches": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(small_corpus: Path) -> Corpus:
+    return Corpus(small_corpus, splits=("train",))
+
+
+def _config(small_corpus: Path, run: Path, **overrides: object):
+    return make_config({**TINY, "data": str(small_corpus), "run": str(run), **overrides})
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_run_folder_holds_what_reproduces_the_run(
+    small_corpus: Path, corpus: Corpus, tmp_path: Path
+) -> None:
+    result = train(_config(small_corpus, tmp_path / "run", epochs=2), quiet=True, corpus=corpus)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "environment.json", "metrics.csv", "train.log"):
+        assert (run / name).is_file(), name
+    environment = (run / "environment.json").read_text()
+    assert '"seed": 0' in environment and '"initial_weights": "random"' in environment
+    assert "RANDOM" in (run / "train.log").read_text()
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics["epoch"]) == [0, 1, 2]
+    assert {
+        "train_loss",
+        "validation_loss",
+        "validation_eer",
+        "positive_distance",
+        "negative_distance",
+        "learning_rate",
+        "seconds",
+    } <= set(metrics.columns)
+    best = load_model(result.best)
+    assert best.model.config.channels == (16, 16, 16, 16, 48)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(_config(small_corpus, run, epochs=2), quiet=True, corpus=corpus)
+
+
+def test_resume_after_a_stop_equals_the_uninterrupted_run(
+    small_corpus: Path, corpus: Corpus, tmp_path: Path
+) -> None:
+    whole = train(_config(small_corpus, tmp_path / "whole", epochs=3), quiet=True, corpus=corpus)
+    train(_config(small_corpus, tmp_path / "parts", epochs=2), quiet=True, corpus=corpus)
+    resumed = train(
+        _config(small_corpus, tmp_path / "parts", epochs=3), resume=True, quiet=True, corpus=corpus
+    )
+    assert _weights_digest(resumed.model) == _weights_digest(whole.model)
+    assert [row["validation_eer"] for row in resumed.history] == [
+        row["validation_eer"] for row in whole.history
+    ]
+    with pytest.raises(ConfigError, match="margin"):
+        train(
+            _config(small_corpus, tmp_path / "parts", epochs=4, margin=0.3),
+            resume=True,
+            quiet=True,
+            corpus=corpus,
+        )
+
+
+def test_same_seed_same_weights_other_seed_differs(
+    small_corpus: Path, corpus: Corpus, tmp_path: Path
+) -> None:
+    first = train(_config(small_corpus, tmp_path / "a", epochs=1), quiet=True, corpus=corpus)
+    again = train(_config(small_corpus, tmp_path / "b", epochs=1), quiet=True, corpus=corpus)
+    other = train(
+        _config(small_corpus, tmp_path / "c", epochs=1, seed=1), quiet=True, corpus=corpus
+    )
+    assert _weights_digest(first.model) == _weights_digest(again.model)
+    assert _weights_digest(first.model) != _weights_digest(other.model)
+
+
+def test_aam_baseline_trains_into_the_same_run_format(
+    small_corpus: Path, corpus: Corpus, tmp_path: Path
+) -> None:
+    result = train(
+        _config(small_corpus, tmp_path / "aam", method="aam", epochs=1), quiet=True, corpus=corpus
+    )
+    assert len(result.history) == 2
+    assert (tmp_path / "aam" / "best" / "embedding_model.ckpt").is_file()
+    assert 0.0 <= result.history[-1]["validation_eer"] <= 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, config_values: dict, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    try:
+        result = train(make_config(config_values), quiet=True)
+        Path(out, f"rank{rank}.txt").write_text(_weights_digest(result.model))
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_processes_train_and_agree_on_weights(small_corpus: Path, tmp_path: Path) -> None:
+    values = {
+        **TINY,
+        "data": str(small_corpus),
+        "run": str(tmp_path / "ddp"),
+        "epochs": 1,
+        "device": "cpu",
+    }
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, _free_port(), values, str(tmp_path)), nprocs=2, join=True
+    )
+    digests = [(tmp_path / f"rank{rank}.txt").read_text() for rank in range(2)]
+    assert digests[0] == digests[1]
+    torch.manual_seed(0)  # the trainer seeds the same way before building the model
+    untrained = load_model("random", ModelConfig.small(16))
+    assert digests[0] != _weights_digest(untrained.model)  # a step was taken
+    assert (tmp_path / "ddp" / "best" / "embedding_model.ckpt").is_file()
