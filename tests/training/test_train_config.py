@@ -28,7 +28,7 @@ def test_yaml_then_overrides(tmp_path: Path) -> None:
 def test_unknown_key_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("epochz: 7\n")
-    with pytest.raises(ConfigError, match="unknown config key.*epochz.*valid keys"):
+    with pytest.raises(ConfigError, match=r"unknown config key.*epochz.*valid keys"):
         make_config(yaml_file=path)
 
 
