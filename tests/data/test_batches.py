@@ -53,10 +53,19 @@ def test_crop_lengths_and_short_recordings() -> None:
     rng = np.random.default_rng(0)
     long = _recording(0, 10.0, 100)
     for _ in range(20):
-        crop = random_crop(long, 3.0, 5.0, rng)
-        assert 3.0 * SAMPLE_RATE <= len(crop) <= 5.0 * SAMPLE_RATE
+        assert len(random_crop(long, 3 * SAMPLE_RATE, rng)) == 3 * SAMPLE_RATE
     short = _recording(1, 1.5, 100)
-    assert len(random_crop(short, 3.0, 5.0, rng)) == short.num_samples
+    assert len(random_crop(short, 3 * SAMPLE_RATE, rng)) == short.num_samples
+
+
+def test_batch_crops_share_one_length_in_range() -> None:
+    groups = [[_recording(i, 6.0, i + 1)] for i in range(8)]
+    lengths = set()
+    for batch in CropBatches(groups, PKSampler(8, 2, 3, seed=1), 1.0, 2.0).epoch(0):
+        assert batch.lengths.eq(1.0).all()  # no padding: every recording is long enough
+        assert SAMPLE_RATE <= batch.waveforms.shape[1] <= 2 * SAMPLE_RATE
+        lengths.add(batch.waveforms.shape[1])
+    assert len(lengths) > 1  # the length is drawn per batch
 
 
 def test_pad_batch_relative_lengths() -> None:

@@ -51,17 +51,14 @@ def pad_batch(waveforms: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(padded), torch.from_numpy(lengths)
 
 
-def random_crop(
-    recording: Recording, min_seconds: float, max_seconds: float, rng: np.random.Generator
-) -> np.ndarray:
-    """A random crop of ``recording`` lasting between ``min_seconds`` and ``max_seconds``
-    (uniform); a recording shorter than the drawn length is taken whole. float32 [samples]."""
-    wanted = int(rng.uniform(min_seconds, max_seconds) * SAMPLE_RATE)
+def random_crop(recording: Recording, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """A random window of ``samples`` samples of ``recording``; a shorter recording is taken
+    whole. float32 [samples]."""
     audio = np.concatenate(recording.segments)
-    if len(audio) <= wanted:
+    if len(audio) <= samples:
         return to_float32(audio)
-    start = int(rng.integers(0, len(audio) - wanted + 1))
-    return to_float32(audio[start : start + wanted])
+    start = int(rng.integers(0, len(audio) - samples + 1))
+    return to_float32(audio[start : start + samples])
 
 
 class PKSampler:
@@ -125,8 +122,9 @@ class PKSampler:
 class CropBatches:
     """Turns a :class:`PKSampler`'s labels into batches of random crops.
 
-    Each crop picks one of the baby's recordings at random (B or D alike under the unified
-    grouping), then a random window of it. Crop randomness of batch ``b`` in epoch ``e`` comes
+    Each batch draws one crop length in [min_seconds, max_seconds]; each crop picks one of the
+    baby's recordings at random (B or D alike under the unified grouping), then a random window
+    of that length (a shorter recording is taken whole and padded). Crop randomness of batch ``b`` in epoch ``e`` comes
     from ``default_rng([seed, e, b, rank])``: reproducible and independent of any earlier batch.
 
     Args:
@@ -160,10 +158,14 @@ class CropBatches:
         """Yield the batches of ``epoch`` in order."""
         for index, labels in enumerate(self.sampler.epoch(epoch)):
             rng = np.random.default_rng([self.sampler.seed, epoch, index, self.sampler.rank])
+            # One length per batch: crops of one batch pad only where a recording is shorter.
+            # Padding frames would otherwise enter ECAPA's BatchNorm statistics, which do not
+            # mask them.
+            samples = int(rng.uniform(self.min_seconds, self.max_seconds) * SAMPLE_RATE)
             crops = []
             for label in labels:
                 group = self.groups[label]
                 recording = group[int(rng.integers(len(group)))]
-                crops.append(random_crop(recording, self.min_seconds, self.max_seconds, rng))
+                crops.append(random_crop(recording, samples, rng))
             waveforms, lengths = pad_batch(crops)
             yield Batch(waveforms, lengths, torch.from_numpy(labels.astype(np.int64)))
