@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean benchmarks
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,15 +20,12 @@ demo: $(STAMP)
 	$(BIN)/cryprint demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff check src tests
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check src tests benchmarks
-	$(BIN)/python -m ruff format --check src tests benchmarks
-
-benchmarks: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m ruff check src tests
+	$(BIN)/python -m ruff format --check src tests
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

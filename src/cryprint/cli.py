@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryprint import __version__
-from cryprint.errors import CryprintError
+from cryprint.errors import ConfigError, CryprintError
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -134,6 +134,265 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_train)
 
 
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _as_norm_option(args: argparse.Namespace) -> int | str | None:
+    """--as-norm [--cohort-top-n N] → None (off), 'auto' (min(100, cohort)) or N."""
+    if args.cohort_top_n is not None and not args.as_norm:
+        raise ConfigError("--cohort-top-n needs --as-norm")
+    if not args.as_norm:
+        return None
+    return "auto" if args.cohort_top_n is None else args.cohort_top_n
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.embed import embed_split
+    from cryprint.evaluation.evaluate import as_loaded
+
+    embeddings = embed_split(
+        as_loaded(args.model),
+        args.data,
+        args.split,
+        args.out,
+        device=args.device,
+        progress=_progress(),
+    )
+    how = "reused" if embeddings.from_cache else "wrote"
+    print(
+        f"{how} {len(embeddings.keys)} {args.split} recording embeddings "
+        f"({embeddings.dim}-d, model {embeddings.model_id[:12]}) in {args.out}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.evaluate import evaluate, format_table
+
+    out = args.out if args.out is not None else Path(f"evaluation-{args.split}")
+    reports = evaluate(
+        args.model,
+        args.data,
+        args.split,
+        out,
+        as_norm_top_n=_as_norm_option(args),
+        device=args.device,
+        progress=_progress(),
+    )
+    if args.json:
+        _print_json(reports)
+    else:
+        print(format_table(reports))
+        print(f"scores, report.json and figures in {out}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.submit import write_submission
+
+    submission = write_submission(
+        args.model,
+        args.data,
+        args.out,
+        as_norm_top_n=_as_norm_option(args),
+        device=args.device,
+        progress=_progress(),
+    )
+    scoring = (
+        "cosine"
+        if submission.as_norm_top_n is None
+        else (f"AS-norm (top {submission.as_norm_top_n})")
+    )
+    print(f"wrote {submission.n_pairs} {scoring} scores to {submission.path}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.calibrate import calibrate_model
+
+    result = calibrate_model(
+        args.model, args.data, args.split, device=args.device, progress=_progress()
+    )
+    print(
+        f"calibration P(same) = sigmoid({result.calibration.a:.4g} * score + "
+        f"{result.calibration.b:.4g}) fitted on {result.n_pairs} {result.split} pairs "
+        f"({result.n_target} same-baby); saved to {result.path}"
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.verify import verify
+
+    result = verify(args.model, args.a, args.b, threshold=args.threshold, device=args.device)
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    verdict = "same baby" if result.same_baby else "different babies"
+    print(f"{verdict}: score {result.score:.4f} vs threshold {result.threshold:.4f}")
+    print(f"threshold: {result.threshold_source}")
+    if result.probability is not None:
+        print(f"P(same baby) = {result.probability:.3f} (calibrated on the dev pairs)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.export import export_model
+
+    folder = export_model(args.model, args.out)
+    print(f"exported a SpeechBrain model folder with a model card to {folder}")
+    return 0
+
+
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.card import write_model_card
+
+    print(f"wrote {write_model_card(args.model)}")
+    return 0
+
+
+def _add_evaluation(subparsers: argparse._SubParsersAction) -> None:
+    model_help = "a model folder (e.g. runs/NAME/best), an embedding_model.ckpt, or a hub id"
+    device_help = "auto (default: a GPU when there is one), cpu, cuda, cuda:N"
+
+    def as_norm_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--as-norm",
+            action="store_true",
+            help="AS-norm scores, with the train split's recordings as the cohort",
+        )
+        parser.add_argument(
+            "--cohort-top-n",
+            type=int,
+            help="AS-norm: the N best cohort scores per side (default min(100, cohort size))",
+        )
+
+    embed = subparsers.add_parser(
+        "embed",
+        help="embed every recording of a split into an .npz (reused when up to date)",
+    )
+    embed.add_argument("--model", required=True, help=model_help)
+    embed.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    embed.add_argument("--split", choices=["dev", "test", "train"], required=True)
+    embed.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    embed.add_argument("--device", default="auto", help=device_help)
+    embed.set_defaults(handler=cmd_embed)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score a split's pairs: EER, minDCF, AUC, scores.csv, report.json, figures",
+        description="Score every pair of a split with one or more models and compare them. "
+        "Evaluating the dev split also stores the EER threshold in a model folder "
+        "(evaluation.json), for cryprint verify.",
+    )
+    evaluate.add_argument(
+        "--model", action="append", required=True, help=f"{model_help}; repeat to compare"
+    )
+    evaluate.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    evaluate.add_argument("--split", choices=["dev", "test"], default="dev")
+    evaluate.add_argument(
+        "--out", type=Path, help="output folder (default evaluation-SPLIT; a subfolder per model)"
+    )
+    as_norm_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
+    evaluate.add_argument("--device", default="auto", help=device_help)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    submit = subparsers.add_parser(
+        "submit", help="score the test pairs as a CryCeleb2023 submission CSV"
+    )
+    submit.add_argument("--model", required=True, help=model_help)
+    submit.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
+    as_norm_options(submit)
+    submit.add_argument("--device", default="auto", help=device_help)
+    submit.set_defaults(handler=cmd_submit)
+
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="fit score → P(same baby) on the dev pairs; saved in the model folder",
+    )
+    calibrate.add_argument("--model", required=True, help="a local model folder")
+    calibrate.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    calibrate.add_argument("--split", choices=["dev", "test"], default="dev")
+    calibrate.add_argument("--device", default="auto", help=device_help)
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+    verify = subparsers.add_parser(
+        "verify",
+        help="are two recordings of the same baby?",
+        description="A and B are audio files (any rate, any channels) or folders of cry "
+        "segments (their audio files, sorted by name, joined).",
+    )
+    verify.add_argument("a", type=Path, help="audio file or folder of segments")
+    verify.add_argument("b", type=Path, help="audio file or folder of segments")
+    verify.add_argument("--model", required=True, help=model_help)
+    verify.add_argument(
+        "--threshold",
+        type=float,
+        help="same baby when score >= this (default: the model folder's dev EER threshold)",
+    )
+    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
+    verify.set_defaults(handler=cmd_verify)
+
+    export = subparsers.add_parser(
+        "export", help="write a SpeechBrain model folder with a model card (for the hub)"
+    )
+    export.add_argument("--model", required=True, help=model_help)
+    export.add_argument("--out", type=Path, required=True, help="the folder to write")
+    export.set_defaults(handler=cmd_export)
+
+    card = subparsers.add_parser(
+        "model-card", help="(re)write the README.md model card of a model folder"
+    )
+    card.add_argument("--model", type=Path, required=True, help="a model folder")
+    card.set_defaults(handler=cmd_model_card)
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cryprint.demo import DemoSettings, run_demo, run_full
+
+    if args.full:
+        if args.data is None:
+            print("cryprint demo --full needs --data DIR (for CryCeleb2023)", file=sys.stderr)
+            return 2
+        reports = run_full(args.data, args.out / "runs" / "cryceleb", args.out, quiet=args.quiet)
+        for split, report in reports.items():
+            eer = report["eer"]
+            print(f"{split}: EER {100 * eer:.2f}%" if eer is not None else f"{split}: no labels")
+        return 0
+    settings = DemoSettings(out=args.out, method=args.method)
+    if args.epochs is not None:
+        settings = DemoSettings(out=args.out, method=args.method, epochs=args.epochs)
+    run_demo(settings, quiet=args.quiet)
+    return 0
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="the main job end to end on the synthetic corpus (or --full on CryCeleb2023)"
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo"), help="where everything goes")
+    demo.add_argument("--method", choices=["triplet", "aam"], default="triplet")
+    demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's)")
+    demo.add_argument(
+        "--full", action="store_true",
+        help="the real workflow: download CryCeleb2023 to --data, fine-tune from "
+        "speechbrain/spkrec-ecapa-voxceleb with the reference recipe, evaluate, submit",
+    )
+    demo.add_argument("--data", type=Path, help="with --full: the CryCeleb2023 directory")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(handler=cmd_demo)
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -168,13 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=cmd_info)
 
     _add_train(subparsers)
-    for register in EXTRA_COMMANDS:
-        register(subparsers)
+    _add_evaluation(subparsers)
+    _add_demo(subparsers)
     return parser
-
-
-# Subcommands defined in other modules register themselves here (evaluation, demo).
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,6 @@
 """The outcome, not only the files: a short seeded training verifies better than the untrained
 model on babies it never saw."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

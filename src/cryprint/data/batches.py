@@ -124,8 +124,9 @@ class CropBatches:
 
     Each batch draws one crop length in [min_seconds, max_seconds]; each crop picks one of the
     baby's recordings at random (B or D alike under the unified grouping), then a random window
-    of that length (a shorter recording is taken whole and padded). Crop randomness of batch ``b`` in epoch ``e`` comes
-    from ``default_rng([seed, e, b, rank])``: reproducible and independent of any earlier batch.
+    of that length (a shorter recording is taken whole and padded). Crop randomness of batch
+    ``b`` in epoch ``e`` comes from ``default_rng([seed, e, b, rank])``: reproducible and
+    independent of any earlier batch.
 
     Args:
         groups: for each label, the baby's recordings.

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,24 @@ def best_entries(folder: Path, keep: int, select_by: str = "loss") -> list[Check
     return sorted(_read_index(folder), key=lambda e: _selection_key(e, select_by))[:keep]
 
 
+def is_new_best(
+    folder: Path,
+    epoch: int,
+    validation_loss: float,
+    validation_eer: float,
+    select_by: str = "loss",
+) -> bool:
+    """Whether a checkpoint of ``epoch`` with these numbers would rank first among the indexed
+    ones (as :func:`best_entries` ranks them), before it is saved."""
+    candidate = CheckpointEntry(epoch, "", "", float(validation_loss), float(validation_eer))
+    key = _selection_key(candidate, select_by)
+    return all(
+        key < _selection_key(entry, select_by)
+        for entry in _read_index(folder)
+        if entry.epoch != epoch
+    )
+
+
 def prune_checkpoints(folder: Path, keep: int, select_by: str = "loss") -> None:
     """Keep the ``keep`` best checkpoints and the latest one (to resume from); delete the rest."""
     entries = _read_index(folder)
@@ -111,14 +130,17 @@ def verify(folder: Path, entry: CheckpointEntry) -> bool:
 def load_latest(folder: Path) -> tuple[dict[str, Any], CheckpointEntry] | None:
     """The newest checkpoint whose checksum verifies, or None when there is none at all.
 
-    A corrupted or truncated newer checkpoint is logged by name and skipped.
+    A corrupted or truncated newer checkpoint is logged by name and skipped, and so is one that
+    holds more than weights (it is read with ``weights_only=True``: a pickle that would run code
+    is refused, never run).
 
     Raises:
-        CheckpointError: checkpoints exist but none verifies.
+        CheckpointError: checkpoints exist but none is usable; the message says why for each.
     """
     entries = sorted(_read_index(folder), key=lambda e: e.epoch, reverse=True)
     if not entries:
         return None
+    problems = []
     for entry in entries:
         path = folder / entry.file
         if not verify(folder, entry):
@@ -126,14 +148,25 @@ def load_latest(folder: Path) -> tuple[dict[str, Any], CheckpointEntry] | None:
                 "checkpoint %s is missing or corrupt (checksum mismatch); trying the previous one",
                 path,
             )
+            problems.append(f"{entry.file} is missing or fails its checksum")
             continue
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            # torch's own message advises weights_only=False: not advice to pass on here.
+            if "GLOBAL" in str(error):
+                why = "refused: it holds Python objects that would run code when loaded"
+            else:
+                why = f"is unreadable ({str(error).splitlines()[0]})"
+            logger.warning("checkpoint %s %s; trying the previous one", path, why)
+            problems.append(f"{entry.file} {why}")
+            continue
         except Exception as error:  # a verified file that still fails to load is also skipped
             logger.warning("checkpoint %s could not be loaded (%s)", path, error)
+            problems.append(f"{entry.file} could not be loaded ({error})")
             continue
         return state, entry
     raise CheckpointError(
-        f"{folder}: none of the {len(entries)} checkpoint(s) passes its checksum; "
+        f"{folder}: none of the {len(entries)} checkpoint(s) is usable ({'; '.join(problems)}); "
         "start a new run or restore the folder from a backup"
     )

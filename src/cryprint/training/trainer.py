@@ -29,6 +29,7 @@ from cryprint.data.batches import CropBatches, PKSampler
 from cryprint.data.corpus import Corpus, Recording, recordings, split_babies, unified_groups
 from cryprint.embedding import cosine_matrix, embed_waveforms
 from cryprint.errors import ConfigError, DataError
+from cryprint.io import atomic_write_text, remove_stale_temporaries
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
 from cryprint.scoring.metrics import compute_eer
@@ -187,10 +188,11 @@ def _resolve_resume(config: TrainConfig, run: Path, resume: bool) -> TrainConfig
         return config
     saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
     current = config.to_dict()
+    # "run" is where the folder is now: a run folder moved or copied elsewhere resumes there.
     changed = [
         key
         for key, value in current.items()
-        if key not in RESUMABLE_OVERRIDES and key in saved and saved[key] != value
+        if key not in (*RESUMABLE_OVERRIDES, "run") and key in saved and saved[key] != value
     ]
     if changed:
         raise ConfigError(
@@ -225,6 +227,16 @@ def train(
     if context.world_size > 1:
         torch.distributed.barrier()
     _setup_logging(run, context.is_main, quiet)
+    if context.is_main:
+        # Temporary files of atomic writes a killed run could not remove (a checkpoint's is as
+        # large as the checkpoint): ours alone, named after the files we write.
+        for folder, targets in (
+            (run, ("environment.json", "config.yaml", "metrics.csv")),
+            (run / "checkpoints", ("epoch-*.ckpt", checkpoints.INDEX_NAME)),
+            (run / "best", ("*",)),
+        ):
+            for stale in remove_stale_temporaries(folder, targets):
+                logger.info("removed %s, left by an interrupted run", stale)
     show_progress = not quiet and context.is_main and sys.stderr.isatty()
 
     # --- data -------------------------------------------------------------------------------
@@ -323,7 +335,7 @@ def train(
                 },
             ),
         )
-        (run / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        atomic_write_text(run / "config.yaml", config.to_yaml())
 
     trained: torch.nn.Module = module
     if context.world_size > 1:
@@ -452,14 +464,18 @@ def train(
                 "history": history,
                 "config": config.to_dict(),
             }
-            checkpoints.save_checkpoint(
-                checkpoint_folder, epoch, state, validation_loss, validation_eer
-            )
-            best = checkpoints.best_entries(checkpoint_folder, 1, config.select_by)[0]
-            if best.epoch == epoch:
+            # best/ before the checkpoint: a run killed in between redoes this epoch on --resume
+            # (bit for bit) and writes best/ again. In the other order it would resume after
+            # this epoch and best/ would never get its weights.
+            if checkpoints.is_new_best(
+                checkpoint_folder, epoch, validation_loss, validation_eer, config.select_by
+            ):
                 save_model_folder(
                     embedder, run / "best", _best_info(config, loaded.source, history[-1])
                 )
+            checkpoints.save_checkpoint(
+                checkpoint_folder, epoch, state, validation_loss, validation_eer
+            )
             checkpoints.prune_checkpoints(checkpoint_folder, config.keep_best, config.select_by)
             write_metrics(run / "metrics.csv", history)
         if context.world_size > 1:

@@ -1,0 +1,368 @@
+"""Evaluate one or more models on the pairs of a split: scores, metrics, report, figures.
+
+For each model, every trial of ``{split}_pairs.csv`` is scored (cosine of the two recordings'
+embeddings, optionally also AS-norm against the train split), and when the pairs file has labels:
+
+- EER (interpolated crossing of FRR and FAR, see :func:`cryprint.scoring.compute_eer`) and the
+  threshold closest to it;
+- normalised minDCF at each ``p_target`` (default 0.05 and 0.01) with ``c_miss = c_fa = 1``;
+- AUC (probability that a same-baby pair outscores a different-baby pair).
+
+Written to the output folder (a subfolder per model when there are several), each atomically:
+``scores.csv``, ``score_histogram.png``, ``det_curve.png``, the embedding caches, and
+``report.json`` last (its presence means the rest is complete). A model that is a local folder
+also gets ``evaluation.json`` (per-split metrics and, from the dev split, the EER threshold that
+``cryprint verify`` uses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from cryprint import __version__
+from cryprint.data.layout import read_pairs
+from cryprint.errors import DataError, OutputError
+from cryprint.evaluation.embed import embed_split, model_identity
+from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
+from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
+from cryprint.io import atomic_write, atomic_write_text
+from cryprint.models.ecapa import CryEmbedder
+from cryprint.models.folder import LoadedModel, load_model
+from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
+
+logger = logging.getLogger(__name__)
+
+C_MISS = 1.0
+C_FA = 1.0
+EVALUATION_NAME = "evaluation.json"
+EER_DEFINITION = (
+    "interpolated crossing of the FRR and FAR curves; threshold = the closest operating "
+    "point, accept when score >= threshold"
+)
+
+ModelSpec = str | Path | LoadedModel | CryEmbedder
+
+
+def as_loaded(model: ModelSpec) -> LoadedModel:
+    """A :class:`LoadedModel` from a spec (folder, checkpoint, 'random', hub id), a loaded
+    model as is, or an in-memory embedder (kind ``memory``: no folder)."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, CryEmbedder):
+        return LoadedModel(model, "in-memory model", "memory")
+    return load_model(model)
+
+
+def trial_metrics(
+    scores: np.ndarray, labels: np.ndarray, p_targets: Sequence[float] = (0.05, 0.01)
+) -> dict[str, Any]:
+    """EER (+ threshold), minDCF (+ threshold) at each ``p_target`` and AUC of labelled trials.
+
+    Args:
+        scores: float [n_trials], higher = more likely the same baby.
+        labels: 0/1 [n_trials], 1 = same baby.
+        p_targets: priors for minDCF (``c_miss = c_fa = 1``).
+
+    Returns:
+        ``{"eer", "threshold", "min_dcf": {"0.05": ...}, "min_dcf_threshold": {...}, "auc"}``;
+        fractions, not percentages. A minDCF threshold is None when rejecting every trial is
+        optimal (threshold +inf).
+    """
+    eer = compute_eer(scores, labels)
+    min_dcf: dict[str, float] = {}
+    min_dcf_threshold: dict[str, float | None] = {}
+    for p_target in p_targets:
+        dcf = compute_min_dcf(scores, labels, p_target=p_target, c_miss=C_MISS, c_fa=C_FA)
+        min_dcf[f"{p_target:g}"] = dcf.min_dcf
+        min_dcf_threshold[f"{p_target:g}"] = dcf.threshold if np.isfinite(dcf.threshold) else None
+    return {
+        "eer": eer.eer,
+        "threshold": eer.threshold,
+        "min_dcf": min_dcf,
+        "min_dcf_threshold": min_dcf_threshold,
+        "auc": compute_auc(scores, labels),
+    }
+
+
+def output_names(models: Sequence[ModelSpec]) -> list[str]:
+    """A short, unique, file-system-safe name per model, for its output subfolder.
+
+    A path gives its last two parts (``runs/triplet/best`` → ``triplet_best``), a hub id its
+    owner and name; repeats get ``-2``, ``-3``.
+    """
+    names: list[str] = []
+    for model in models:
+        spec = model.source if isinstance(model, LoadedModel) else str(model)
+        if isinstance(model, CryEmbedder):
+            spec = "model"
+        parts = [part for part in re.split(r"[/\\]+", spec) if part not in ("", ".", "..")]
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(parts[-2:])).strip("._-") or "model"
+        name, count = base, 1
+        while name in names:
+            count += 1
+            name = f"{base}-{count}"
+        names.append(name)
+    return names
+
+
+def evaluate(
+    model_specs: Sequence[ModelSpec],
+    root: Path | str,
+    split: str,
+    out_dir: Path | str,
+    as_norm_top_n: TopN | None = None,
+    p_targets: Sequence[float] = (0.05, 0.01),
+    *,
+    device: str = "auto",
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
+
+    Args:
+        model_specs: model folders, checkpoints, 'random', hub ids, or loaded models.
+        root: a CryCeleb-layout data directory.
+        split: ``dev`` or ``test``.
+        out_dir: where to write; one subfolder per model (:func:`output_names`) when several.
+        as_norm_top_n: None for raw cosine scores only; ``"auto"`` to add AS-norm scores with
+            ``top_n = min(100, cohort size)``; an int for that ``top_n`` (an error if larger
+            than the cohort, the train split's recordings).
+        p_targets: minDCF priors (``c_miss = c_fa = 1``).
+        device: ``auto``, ``cpu``, ``cuda``...
+        progress: show progress bars.
+
+    Returns:
+        One report per model (the content of its ``report.json``): at least ``eer``,
+        ``threshold``, ``min_dcf``, ``auc``, ``n_pairs``, ``model_source``, ``model_id``,
+        ``split``, ``dcf_parameters`` and ``asnorm`` (None, or the same metrics on the
+        normalised scores). Metrics are None when the pairs have no labels.
+
+    Raises:
+        DataError, AudioError, ModelError, HubError, OutputError (see :mod:`cryprint.errors`).
+    """
+    if not model_specs:
+        raise DataError("no model to evaluate")
+    root, out_dir = Path(root), Path(out_dir)
+    # The pairs file first: a wrong data directory fails before any model is loaded.
+    pairs = read_pairs(root, split)
+    names = output_names(model_specs)
+    reports = []
+    for spec, name in zip(model_specs, names, strict=True):
+        folder = out_dir if len(model_specs) == 1 else out_dir / name
+        reports.append(
+            _evaluate_one(
+                spec, name, root, split, pairs, folder, as_norm_top_n, p_targets, device, progress
+            )
+        )
+    return reports
+
+
+def _evaluate_one(
+    spec: ModelSpec,
+    name: str,
+    root: Path,
+    split: str,
+    pairs: pd.DataFrame,
+    folder: Path,
+    as_norm_top_n: TopN | None,
+    p_targets: Sequence[float],
+    device: str,
+    progress: bool,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    loaded = as_loaded(spec)
+    model_id = model_identity(loaded)
+    embeddings = embed_split(
+        loaded, root, split, folder / f"embeddings_{split}.npz", device=device, progress=progress
+    )
+    scores = {"score": score_pairs(embeddings, pairs)}
+    asnorm: dict[str, Any] | None = None
+    if as_norm_top_n is not None:
+        cohort = embed_split(
+            loaded, root, "train", folder / "embeddings_train.npz", device=device, progress=progress
+        )
+        top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
+        scores["score_asnorm"] = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
+        asnorm = {
+            "cohort_split": "train",
+            "cohort_size": len(cohort.keys),
+            "top_n": top_n,
+            "top_n_requested": as_norm_top_n,
+        }
+    labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
+    metrics = _metrics_or_none(scores["score"], labels, p_targets)
+    if asnorm is not None:
+        asnorm.update(_metrics_or_none(scores["score_asnorm"], labels, p_targets))
+
+    report: dict[str, Any] = {
+        "model": name,
+        "model_source": loaded.source,
+        "model_kind": loaded.kind,
+        "model_id": model_id,
+        "split": split,
+        "data": str(root.resolve()),
+        "n_pairs": len(pairs),
+        "n_target": None if labels is None else int(labels.sum()),
+        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
+        "n_recordings": len(embeddings.keys),
+        "score": "cosine",
+        **metrics,
+        "eer_definition": EER_DEFINITION,
+        "dcf_parameters": {
+            "p_targets": list(p_targets),
+            "c_miss": C_MISS,
+            "c_fa": C_FA,
+            "normalised": True,
+        },
+        "asnorm": asnorm,
+        "files": {},
+        "cryprint_version": __version__,
+    }
+
+    folder.mkdir(parents=True, exist_ok=True)
+    report["files"]["scores"] = _write_scores(folder / "scores.csv", pairs, scores, labels).name
+    if labels is not None:
+        report["files"].update(_write_figures(folder, report, scores, labels))
+    if asnorm is None:  # a figure of an earlier run with AS-norm would now be misleading
+        (folder / "score_histogram_asnorm.png").unlink(missing_ok=True)
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    atomic_write_text(folder / "report.json", _to_json(report))
+    if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
+        try:
+            _update_model_evaluation(loaded.folder, report)
+        except OutputError as error:
+            # The evaluation itself is complete and written; a read-only model folder only
+            # means verify will need --threshold.
+            logger.warning("could not record the evaluation in the model folder: %s", error)
+    return report
+
+
+def _metrics_or_none(
+    scores: np.ndarray, labels: np.ndarray | None, p_targets: Sequence[float]
+) -> dict[str, Any]:
+    if labels is None:
+        keys = ("eer", "threshold", "min_dcf", "min_dcf_threshold", "auc")
+        return dict.fromkeys(keys)
+    return trial_metrics(scores, labels, p_targets)
+
+
+def _write_scores(
+    path: Path, pairs: pd.DataFrame, scores: dict[str, np.ndarray], labels: np.ndarray | None
+) -> Path:
+    table = pd.DataFrame({"id": pairs["id"].to_numpy(), **scores})
+    if labels is not None:
+        table["label"] = labels
+
+    def write(file: IO[bytes]) -> None:
+        table.to_csv(file, index=False, float_format="%.8g", lineterminator="\n")
+
+    return atomic_write(path, write)
+
+
+def _write_figures(
+    folder: Path, report: dict[str, Any], scores: dict[str, np.ndarray], labels: np.ndarray
+) -> dict[str, str]:
+    heading = f"{report['model']} on {report['split']} ({report['n_pairs']} pairs)"
+    files = {}
+    variants = [("score", "", "cosine score", report)]
+    if report["asnorm"] is not None:
+        variants.append(("score_asnorm", "_asnorm", "AS-norm score", report["asnorm"]))
+    curves = []
+    for column, suffix, score_name, metrics in variants:
+        png = score_histogram_png(
+            scores[column],
+            labels,
+            metrics["threshold"],
+            f"{heading}\n{score_name}s: EER {100 * metrics['eer']:.2f}%",
+            score_name,
+        )
+        path = atomic_write(
+            folder / f"score_histogram{suffix}.png", lambda f, png=png: f.write(png)
+        )
+        files[f"score_histogram{suffix}"] = path.name
+        curves.append(DetCurve(score_name, scores[column], labels, metrics["eer"]))
+    eers = ", ".join(f"{curve.name} EER {100 * curve.eer:.2f}%" for curve in curves)
+    png = det_curve_png(curves, f"DET: {heading}\n{eers}")
+    files["det_curve"] = atomic_write(folder / "det_curve.png", lambda f: f.write(png)).name
+    return files
+
+
+def _to_json(payload: Any) -> str:
+    return json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
+
+
+def _split_summary(report: dict[str, Any]) -> dict[str, Any]:
+    keys = ("eer", "threshold", "min_dcf", "auc", "n_pairs", "n_target", "data")
+    summary = {key: report[key] for key in keys}
+    if report["asnorm"] is not None:
+        summary["asnorm"] = {
+            key: report["asnorm"][key] for key in ("eer", "min_dcf", "auc", "top_n", "cohort_size")
+        }
+    summary["evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return summary
+
+
+def _update_model_evaluation(model_folder: Path, report: dict[str, Any]) -> Path:
+    """Record this split's metrics in the model folder's ``evaluation.json``; the dev split's
+    EER threshold becomes the folder's verification threshold. Metrics of other weights (an
+    older ``model_id``) are dropped."""
+    path = model_folder / EVALUATION_NAME
+    record: dict[str, Any] = {"model_id": report["model_id"], "splits": {}}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            logger.warning("%s: unreadable (%s); rewriting it", path, error)
+        else:
+            if isinstance(previous, dict) and previous.get("model_id") == report["model_id"]:
+                record = previous
+                record.setdefault("splits", {})
+    record["splits"][report["split"]] = _split_summary(report)
+    if report["split"] == "dev":
+        record["threshold"] = report["threshold"]
+        record["threshold_source"] = "EER threshold of the raw cosine scores on the dev pairs"
+    return atomic_write_text(path, _to_json(record))
+
+
+def format_table(reports: Sequence[dict[str, Any]]) -> str:
+    """The models side by side: EER, minDCF at each prior, AUC, number of pairs (one row per
+    model, and one more for its AS-norm scores when present)."""
+    if not reports:
+        return ""
+    p_keys = [f"{p:g}" for p in reports[0]["dcf_parameters"]["p_targets"]]
+    header = ["model", "EER", *[f"minDCF@{key}" for key in p_keys], "AUC", "n_pairs"]
+    rows = []
+    for report in reports:
+        variants = [(report["model"], report)]
+        if report["asnorm"] is not None:
+            variants.append(
+                (f"{report['model']} + AS-norm({report['asnorm']['top_n']})", report["asnorm"])
+            )
+        for label, metrics in variants:
+            if metrics["eer"] is None:
+                values = ["-"] * (2 + len(p_keys))
+            else:
+                values = [
+                    f"{100 * metrics['eer']:.2f}%",
+                    *[f"{metrics['min_dcf'][key]:.4f}" for key in p_keys],
+                    f"{metrics['auc']:.4f}",
+                ]
+            rows.append([label, *values, str(report["n_pairs"])])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    split = reports[0]["split"]
+    title = f"{split} split, minDCF with c_miss = c_fa = 1 (normalised)"
+    return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, rows)])

@@ -1,0 +1,132 @@
+"""Write a CryCeleb2023 challenge submission: a score for every test pair, in the sample's order.
+
+The file must match ``sample_submission.csv`` exactly: the same ids in the same order, one
+finite float score each (higher = more likely the same baby). The text to be written is parsed
+back and checked against the sample before anything is written; the write is atomic, so a
+failure leaves an earlier submission untouched and never a partial one.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryprint.data.layout import read_pairs, read_sample_submission
+from cryprint.errors import DataError, OutputError
+from cryprint.evaluation.embed import embed_split, model_identity
+from cryprint.evaluation.evaluate import ModelSpec, as_loaded
+from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
+from cryprint.io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What :func:`write_submission` wrote: the file, its row count, the model, the AS-norm
+    ``top_n`` (None for raw cosine scores)."""
+
+    path: Path
+    n_pairs: int
+    model_id: str
+    as_norm_top_n: int | None
+
+
+def check_submission(submission: pd.DataFrame, sample: pd.DataFrame) -> None:
+    """Check a submission against the sample: columns ``id, score``, the same ids in the same
+    order, every score a finite float.
+
+    Raises:
+        DataError: naming the first difference.
+    """
+    if list(submission.columns) != ["id", "score"]:
+        raise DataError(f"submission columns are {list(submission.columns)}, expected id, score")
+    if len(submission) != len(sample):
+        raise DataError(
+            f"submission has {len(submission)} rows, sample_submission.csv {len(sample)}"
+        )
+    ids = submission["id"].astype(str).to_numpy()
+    expected = sample["id"].astype(str).to_numpy()
+    differ = ids != expected
+    if differ.any():
+        row = int(np.flatnonzero(differ)[0])
+        raise DataError(
+            f"submission row {row + 1} has id {ids[row]}, sample_submission.csv has {expected[row]}"
+        )
+    scores = pd.to_numeric(submission["score"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{int(bad.sum())} submission score(s) are not finite numbers, first for "
+            f"{ids[row]}: {submission['score'].iloc[row]!r}"
+        )
+
+
+def write_submission(
+    model: ModelSpec,
+    root: Path | str,
+    out: Path | str,
+    as_norm_top_n: TopN | None = None,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+) -> Submission:
+    """Score every pair of ``test_pairs.csv`` and write ``out`` in the ids and order of
+    ``sample_submission.csv``.
+
+    Args:
+        model: a model spec (folder, checkpoint, hub id) or a loaded model.
+        root: a CryCeleb-layout data directory.
+        out: the CSV to write (``id,score``).
+        as_norm_top_n: None for cosine scores; ``"auto"`` or an int for AS-norm scores against
+            the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
+        device: ``auto``, ``cpu``, ``cuda``...
+        progress: show progress bars.
+
+    Raises:
+        DataError: the sample's ids are not exactly the test pairs' ids, or a score is not
+            finite; nothing is written then. OutputError: ``out`` cannot be written.
+    """
+    root, out = Path(root), Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder; give the submission file's path")
+    sample = read_sample_submission(root)
+    pairs = read_pairs(root, "test")
+    pair_ids = set(pairs["id"])
+    unknown = [pair_id for pair_id in sample["id"] if pair_id not in pair_ids]
+    if unknown:
+        raise DataError(
+            f"{root / 'sample_submission.csv'}: {len(unknown)} id(s) are not test pairs "
+            f"(first: {unknown[0]}); is it the sample of this data set?"
+        )
+    if len(sample) != len(pairs):
+        sample_ids = set(sample["id"])
+        missing = [pair_id for pair_id in pairs["id"] if pair_id not in sample_ids]
+        raise DataError(
+            f"{root / 'sample_submission.csv'} lists {len(sample)} ids, test_pairs.csv "
+            f"{len(pairs)} (first test pair missing from the sample: {missing[0]})"
+        )
+
+    loaded = as_loaded(model)
+    embeddings = embed_split(loaded, root, "test", device=device, progress=progress)
+    top_n = None
+    if as_norm_top_n is None:
+        scores = score_pairs(embeddings, pairs)
+    else:
+        cohort = embed_split(loaded, root, "train", device=device, progress=progress)
+        top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
+        scores = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
+
+    # The sample defines the order; test_pairs.csv lists the same ids (checked above).
+    by_id = pd.Series(scores, index=pairs["id"].to_numpy())
+    submission = pd.DataFrame(
+        {"id": sample["id"].to_numpy(), "score": by_id[sample["id"]].to_numpy()}
+    )
+    text = submission.to_csv(index=False, float_format="%.8g", lineterminator="\n")
+    written = pd.read_csv(io.StringIO(text), dtype={"id": str}, keep_default_na=False)
+    check_submission(written, sample)
+    atomic_write_text(out, text)
+    return Submission(out, len(submission), model_identity(loaded), top_n)

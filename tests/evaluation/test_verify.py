@@ -1,0 +1,157 @@
+"""verify: files or folders of segments, any rate and channel count, a known threshold."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio.functional
+
+from cryprint.errors import AudioError, ConfigError, ModelError
+from cryprint.evaluation.calibrate import calibrate_model
+from cryprint.evaluation.evaluate import evaluate
+from cryprint.evaluation.verify import read_recording, verify
+from cryprint.models.folder import load_model, save_model_folder
+from cryprint.scoring import load_calibration
+
+
+def _dev_folders(corpus: Path) -> list[Path]:
+    """The (baby, period) folders of the dev split, sorted."""
+    return sorted(path for path in (corpus / "audio" / "dev").glob("*/*") if path.is_dir())
+
+
+def _segments(folder: Path) -> list[np.ndarray]:
+    return [soundfile.read(path, dtype="float32")[0] for path in sorted(folder.glob("*.wav"))]
+
+
+def _write(path: Path, audio: np.ndarray, rate: int = 16000) -> Path:
+    soundfile.write(path, audio, rate, subtype="FLOAT")
+    return path
+
+
+def test_two_files_of_one_recording_outscore_other_babies(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    # An untrained model cannot be expected to tell babies apart, but two files holding the
+    # same cries (another format, another gain) must score near 1, above every other baby.
+    model = make_model(0)
+    folders = _dev_folders(small_corpus)
+    audio = np.concatenate(_segments(folders[0]))
+    wav = _write(tmp_path / "cries.wav", audio)
+    flac = tmp_path / "cries_quieter.flac"
+    soundfile.write(flac, 0.5 * audio, 16000, subtype="PCM_24")
+    same = verify(model, wav, flac, threshold=0.0)
+    others = [verify(model, wav, folder, threshold=0.0).score for folder in folders[2:]]
+    assert len(others) == 6
+    assert same.score > 0.9999
+    assert same.score > max(others) + 1e-3
+    # The decision follows the threshold.
+    threshold = (same.score + max(others)) / 2
+    assert verify(model, wav, flac, threshold=threshold).same_baby
+    for folder in folders[2:]:
+        assert not verify(model, wav, folder, threshold=threshold).same_baby
+
+
+def test_a_folder_is_its_segments_joined_in_name_order(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    model = make_model(0)
+    folders = _dev_folders(small_corpus)
+    segments = _segments(folders[0])[:4]
+    folder = tmp_path / "cries"
+    folder.mkdir()
+    # Written in reverse order, with other files beside them: only the name order counts.
+    for index in reversed(range(len(segments))):
+        _write(folder / f"cry_{index:03d}.wav", segments[index])
+    (folder / "notes.txt").write_text("not audio")
+    (folder / ".hidden.wav").write_bytes(b"junk")
+    joined = _write(tmp_path / "joined.wav", np.concatenate(segments))
+    shuffled = _write(tmp_path / "shuffled.wav", np.concatenate(segments[::-1]))
+    np.testing.assert_array_equal(read_recording(folder), read_recording(joined))
+    from_folder = verify(model, folder, folders[3], threshold=0.5).score
+    assert from_folder == pytest.approx(verify(model, joined, folders[3], threshold=0.5).score)
+    assert from_folder != pytest.approx(
+        verify(model, shuffled, folders[3], threshold=0.5).score, abs=1e-6
+    )
+
+
+def test_stereo_44k_equals_mono_16k(small_corpus: Path, make_model, tmp_path: Path) -> None:
+    model = make_model(0)
+    folders = _dev_folders(small_corpus)
+    mono = np.concatenate(_segments(folders[0]))
+    resampled = torchaudio.functional.resample(torch.from_numpy(mono), 16000, 44100).numpy()
+    # Two channels whose mean is the cry; the left one alone is louder and shifted.
+    stereo = np.stack([resampled * 1.5, resampled * 0.5], axis=1)
+    stereo_file = tmp_path / "stereo.wav"
+    soundfile.write(stereo_file, stereo, 44100, subtype="PCM_24")
+    assert soundfile.info(stereo_file).channels == 2
+    mono_file = _write(tmp_path / "mono.wav", mono)
+    from_stereo = verify(model, stereo_file, folders[5], threshold=0.5).score
+    from_mono = verify(model, mono_file, folders[5], threshold=0.5).score
+    assert from_stereo == pytest.approx(from_mono, abs=1e-3)
+    assert read_recording(stereo_file).shape == pytest.approx(mono.shape, abs=2)
+
+
+def test_bad_audio_is_refused(small_corpus: Path, make_model, tmp_path: Path) -> None:
+    model = make_model(0)
+    other = _dev_folders(small_corpus)[1]
+    short = _write(tmp_path / "short.wav", np.full(3200, 0.1, dtype=np.float32))  # 0.2 s
+    with pytest.raises(AudioError, match=r"short\.wav: 0\.200 s of audio is too short"):
+        verify(model, short, other, threshold=0.5)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no cries here")
+    with pytest.raises(AudioError, match="no audio files in the folder"):
+        verify(model, other, empty, threshold=0.5)
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF0000WAVEjunk" * 10)
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        verify(model, garbage, other, threshold=0.5)
+    with pytest.raises(AudioError, match="no such audio file or folder"):
+        verify(model, tmp_path / "missing.wav", other, threshold=0.5)
+
+
+def test_threshold_comes_from_the_dev_evaluation(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    a, b = _dev_folders(small_corpus)[:2]
+    with pytest.raises(ConfigError, match=r"cryprint evaluate .*--split dev.*--threshold"):
+        verify(model_folder, a, b)
+    [report] = evaluate([model_folder], small_corpus, "dev", tmp_path / "out")
+    result = verify(model_folder, a, b)
+    assert result.threshold == report["threshold"]
+    assert "evaluation.json" in result.threshold_source
+    assert result.same_baby == (result.score >= report["threshold"])
+    assert result.probability is None
+    assert verify(model_folder, a, b, threshold=-1.0).threshold_source == "given"
+
+    # Retrained weights in the same folder: the stored threshold no longer applies.
+    model = load_model(model_folder).model
+    with torch.no_grad():
+        model.embedding_model.fc.conv.bias += 0.01
+    save_model_folder(model, model_folder)
+    with pytest.raises(ModelError, match="computed for other weights"):
+        verify(model_folder, a, b)
+
+
+def test_probability_from_the_calibration(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    a, b = _dev_folders(small_corpus)[:2]
+    result = calibrate_model(model_folder, small_corpus)
+    assert result.path == model_folder / "calibration.json"
+    assert (result.n_pairs, result.n_target) == (16, 4)
+    calibration = load_calibration(result.path)
+    assert calibration == result.calibration
+    verdict = verify(model_folder, a, b, threshold=0.9)
+    assert verdict.probability == pytest.approx(float(calibration.probability(verdict.score)))
+    assert 0.0 <= verdict.probability <= 1.0
+    json.dumps(verdict.to_dict())
+
+
+def test_calibration_needs_a_local_folder(small_corpus: Path, model_folder: Path) -> None:
+    for spec in ("random", str(model_folder / "embedding_model.ckpt"), "owner/model"):
+        with pytest.raises(ModelError, match="cryprint export"):
+            calibrate_model(spec, small_corpus)

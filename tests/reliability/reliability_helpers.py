@@ -1,0 +1,80 @@
+"""Helpers of the reliability tests: a tiny training recipe and the checks every interrupted
+run folder must pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cryprint.training import checkpoints
+from cryprint.training.config import TrainConfig, make_config
+
+# A tiny ECAPA and short crops (the recipe of tests/training): a few seconds per epoch.
+TINY: dict[str, Any] = {
+    "init": "random",
+    "channels": 16,
+    "batch_babies": 4,
+    "crops_per_baby": 3,
+    "crop_min_seconds": 1.0,
+    "crop_max_seconds": 1.5,
+    "validation_fraction": 0.3,
+    "validation_batches": 1,
+    "seed": 0,
+}
+EPOCHS = 2
+
+
+def tiny_config(data: Path, run: Path, **overrides: Any) -> TrainConfig:
+    return make_config({**TINY, "data": str(data), "run": str(run), **overrides})
+
+
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over a state dict's names and values (not its pickled bytes)."""
+    digest = hashlib.sha256()
+    for key, value in sorted(state.items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def last_checkpoint_digest(run: Path) -> str:
+    """Digest of the model state in the run's newest checkpoint."""
+    folder = run / "checkpoints"
+    newest = max(checkpoints._read_index(folder), key=lambda entry: entry.epoch)
+    state = torch.load(folder / newest.file, map_location="cpu", weights_only=True)
+    return tensors_digest(state["model"])
+
+
+def best_folder_digest(run: Path) -> tuple[str, int]:
+    """Digest of ``best/embedding_model.ckpt`` and the epoch ``best/cryprint.json`` names."""
+    state = torch.load(run / "best" / "embedding_model.ckpt", map_location="cpu", weights_only=True)
+    info = json.loads((run / "best" / "cryprint.json").read_text())
+    return tensors_digest(state), info["epoch"]
+
+
+def temporary_files(run: Path) -> list[Path]:
+    """Leftovers of atomic writes (``.NAME.XXXX.tmp``) anywhere in the run folder."""
+    return sorted(run.rglob("*.tmp"))
+
+
+def assert_checkpoints_consistent(folder: Path) -> list[int]:
+    """Every checkpoint the index names is a complete file that passes its checksum, and no
+    temporary file is named. Returns the indexed epochs."""
+    entries = checkpoints._read_index(folder)
+    for entry in entries:
+        assert not entry.file.endswith(".tmp") and not entry.file.startswith("."), entry
+        assert checkpoints.verify(folder, entry), f"{entry.file} fails its checksum"
+    if entries:
+        found = checkpoints.load_latest(folder)
+        assert found is not None
+        assert found[1].epoch == max(entry.epoch for entry in entries)
+    return sorted(entry.epoch for entry in entries)
+
+
+def checkpoint_state(folder: Path, epoch: int) -> dict[str, Any]:
+    """The state saved in ``folder``'s checkpoint of ``epoch``."""
+    return torch.load(folder / f"epoch-{epoch:04d}.ckpt", map_location="cpu", weights_only=True)
