@@ -202,11 +202,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         device=args.device,
         progress=_progress(),
     )
-    scoring = (
-        "cosine"
-        if submission.as_norm_top_n is None
-        else (f"AS-norm (top {submission.as_norm_top_n})")
-    )
+    top_n = submission.as_norm_top_n
+    scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
     print(f"wrote {submission.n_pairs} {scoring} scores to {submission.path}")
     return 0
 
@@ -384,7 +381,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--method", choices=["triplet", "aam"], default="triplet")
     demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's)")
     demo.add_argument(
-        "--full", action="store_true",
+        "--full",
+        action="store_true",
         help="the real workflow: download CryCeleb2023 to --data, fine-tune from "
         "speechbrain/spkrec-ecapa-voxceleb with the reference recipe, evaluate, submit",
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +81,20 @@ def assert_checkpoints_consistent(folder: Path) -> list[int]:
 def checkpoint_state(folder: Path, epoch: int) -> dict[str, Any]:
     """The state saved in ``folder``'s checkpoint of ``epoch``."""
     return torch.load(folder / f"epoch-{epoch:04d}.ckpt", map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise TimeoutError in the block after ``seconds``: a hang fails the test instead of
+    stalling the suite (the alarm fires between two of torch's operations)."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

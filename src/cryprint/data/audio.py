@@ -3,11 +3,13 @@
 Every reader returns ``float32 [samples]`` at :data:`SAMPLE_RATE`. Other sample rates are
 resampled (torchaudio's band-limited sinc resampler), several channels are averaged to mono.
 Anything that would give a meaningless embedding later — unreadable bytes, no samples, NaN/inf
-samples, a recording shorter than :data:`MIN_SECONDS` — raises :class:`AudioError` naming the file.
+or absurdly large samples, a sample rate that cannot be resampled, a recording shorter than
+:data:`MIN_SECONDS` — raises :class:`AudioError` naming the file.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,16 @@ SAMPLE_RATE = 16_000
 # ECAPA's first convolutions and its statistics pooling need some frames; below a quarter of a
 # second an embedding is noise, so we refuse it rather than return a meaningless vector.
 MIN_SECONDS = 0.25
+# Below this rate, resampling to 16 kHz would multiply a file's size by more than 4 (a tiny
+# hostile file could ask for gigabytes); real recordings are 8 kHz or more.
+MIN_SAMPLE_RATE = 4_000
+# torchaudio's resampler builds a filter bank of about (from/g)·(to/g) taps, g = gcd(from, to).
+# Common rates need at most ~3e5 (11025 Hz: 441·640); an odd rate such as 44101 Hz would need
+# 7e8 — minutes and gigabytes — so it is refused with a clear message instead.
+MAX_RESAMPLING_TAPS = 1_000_000
+# No integer PCM scale goes beyond ±2^31. Float files far outside [-1, 1] are not audio, and past
+# ~1e17 the filterbank's power spectrum overflows and the embedding turns NaN.
+MAX_ABS_SAMPLE = 2.0**31
 
 
 def read_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -29,10 +41,13 @@ def read_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         sample_rate: the rate to return, in Hz; other rates are resampled.
 
     Returns:
-        float32 [samples] in [-1, 1] at ``sample_rate``.
+        float32 [samples] at ``sample_rate``: in [-1, 1] from integer PCM, as stored from float
+        files.
 
     Raises:
-        AudioError: the file is missing, unreadable, empty, or holds NaN/inf samples.
+        AudioError: the file is missing, unreadable, empty, holds NaN/inf or absurdly large
+            samples, or has a sample rate that cannot be resampled (see ``MIN_SAMPLE_RATE``,
+            ``MAX_RESAMPLING_TAPS``).
     """
     path = Path(path)
     if not path.is_file():
@@ -45,10 +60,35 @@ def read_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: the file holds no audio samples")
     if not np.isfinite(waveform).all():
         raise AudioError(f"{path}: the file holds NaN or infinite samples")
+    peak = float(np.abs(waveform).max())
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(
+            f"{path}: samples reach {peak:.3g}, far outside [-1, 1]; the file is not audio"
+        )
     mono = waveform.mean(axis=1) if waveform.shape[1] > 1 else waveform[:, 0]
     if file_rate != sample_rate:
+        _check_resampling(path, file_rate, sample_rate)
         mono = resample(mono, file_rate, sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _check_resampling(path: Path, from_rate: int, to_rate: int) -> None:
+    """AudioError naming ``path`` when ``from_rate`` cannot be resampled to ``to_rate`` in
+    reasonable time and memory."""
+    advice = f"convert it to {to_rate} Hz first (e.g. sox FILE -r {to_rate} OUT.wav)"
+    if from_rate < MIN_SAMPLE_RATE:
+        raise AudioError(
+            f"{path}: sample rate {from_rate} Hz is below {MIN_SAMPLE_RATE} Hz; not a cry "
+            f"recording, or {advice}"
+        )
+    common = math.gcd(from_rate, to_rate)
+    taps = (from_rate // common) * (to_rate // common)
+    if taps > MAX_RESAMPLING_TAPS:
+        raise AudioError(
+            f"{path}: sample rate {from_rate} Hz has no small ratio to {to_rate} Hz "
+            f"({from_rate // common}:{to_rate // common}); resampling it would take minutes "
+            f"and gigabytes; {advice}"
+        )
 
 
 def resample(waveform: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from cryprint.data.audio import MIN_SECONDS, check_duration
 from cryprint.data.corpus import Corpus, recordings
 from cryprint.data.layout import SPLITS, read_metadata
 from cryprint.embedding import embed_waveforms
-from cryprint.errors import DataError
+from cryprint.errors import DataError, ModelError
 from cryprint.io import atomic_write
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import LoadedModel
@@ -196,7 +196,7 @@ def embed_split(
     assert embeddings is not None  # split_keys guarantees at least one recording
     if not np.isfinite(embeddings).all():
         bad = [items[i].key for i in np.flatnonzero(~np.isfinite(embeddings).all(axis=1))]
-        raise DataError(f"the model gave NaN/inf embeddings for recording(s) {', '.join(bad[:5])}")
+        raise ModelError(f"the model gave NaN/inf embeddings for recording(s) {', '.join(bad[:5])}")
     result_keys = [item.key for item in items]
     if result_keys != keys:  # both are sorted by (baby_id, period): a mismatch is a bug
         raise DataError(f"recordings of the {split} split changed while reading them")

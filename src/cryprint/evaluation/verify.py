@@ -73,9 +73,8 @@ def read_recording(path: Path | str) -> np.ndarray:
         )
         if not files:
             raise AudioError(
-                f"{path}: no audio files in the folder (looked for "
-                f"{', '.join(sorted(s for s in AUDIO_SUFFIXES if s in {'.wav', '.flac', '.ogg'}))}"
-                " and other libsndfile formats)"
+                f"{path}: no audio files in the folder (.wav, .flac, .ogg, .mp3 or another "
+                "format libsndfile reads)"
             )
         waveform = np.concatenate([read_audio(file) for file in files])
         name = f"{path} ({len(files)} audio file(s))"
