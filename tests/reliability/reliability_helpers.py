@@ -78,11 +78,6 @@ def assert_checkpoints_consistent(folder: Path) -> list[int]:
     return sorted(entry.epoch for entry in entries)
 
 
-def checkpoint_state(folder: Path, epoch: int) -> dict[str, Any]:
-    """The state saved in ``folder``'s checkpoint of ``epoch``."""
-    return torch.load(folder / f"epoch-{epoch:04d}.ckpt", map_location="cpu", weights_only=True)
-
-
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Raise TimeoutError in the block after ``seconds``: a hang fails the test instead of

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import ntpath
+import posixpath
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,11 +96,15 @@ def _check_frame(name: str, root: Path, frame: pd.DataFrame) -> None:
 
 
 def _assert_inside(root: Path, file_name: str) -> None:
-    """``root / file_name`` stays inside ``root``, lexically and after resolving."""
-    joined = os.path.normpath(os.path.join(root, file_name))
-    assert joined == str(root) or joined.startswith(str(root) + os.sep), file_name
+    """``root / file_name`` stays inside ``root``: lexically and after resolving here, and
+    lexically under Windows' rules too (backslashes, drive letters), where the data may be used."""
+    joined = posixpath.normpath(posixpath.join(root, file_name))
+    assert joined == str(root) or joined.startswith(f"{root}/"), file_name
     if "\x00" not in file_name:
         assert (root / file_name).resolve().is_relative_to(root.resolve()), file_name
+    windows_root = "C:\\data"
+    joined = ntpath.normpath(ntpath.join(windows_root, file_name))
+    assert joined == windows_root or joined.startswith(windows_root + "\\"), file_name
 
 
 def _read_csv_file(name: str, content: bytes) -> None:
@@ -177,7 +182,8 @@ def _metadata_with_file_name(file_name: str) -> bytes:
     return buffer.getvalue().encode("utf-8", errors="replace")
 
 
-PATH_PIECES = ["..", ".", "/", "\\", "a", "audio", "C:", ":", "~", " ", "\x00", "é", "//", "%2e"]
+# Path pieces, including a name too long for the file system (256 bytes).
+PATH_PIECES = [*"./\\:~ \x00é", "..", "//", "a", "audio", "C:", "D:", "x" * 256]
 
 
 @settings(max_examples=PATH_EXAMPLES, **FUZZ)
@@ -190,15 +196,16 @@ PATH_PIECES = ["..", ".", "/", "\\", "a", "audio", "C:", ":", "~", " ", "\x00", 
 def test_accepted_file_names_stay_inside_the_data_directory(file_name: str) -> None:
     with _data_directory() as root:
         (root / "metadata.csv").write_bytes(_metadata_with_file_name(file_name))
-        try:
-            frame = read_metadata(root, check_files=False)
-        except DataError as error:
-            assert str(root / "metadata.csv") in str(error)
-            event("DataError")
-            return
-        event("read")
-        for name in frame["file_name"]:
-            _assert_inside(root, name)
+        for check_files in (False, True):  # True also looks the name up on disk
+            try:
+                frame = read_metadata(root, check_files=check_files)
+            except DataError as error:
+                assert str(root / "metadata.csv") in str(error)
+                event(f"check_files={check_files}: DataError")
+                continue
+            event(f"check_files={check_files}: read")
+            for name in frame["file_name"]:
+                _assert_inside(root, name)
 
 
 # --- audio ------------------------------------------------------------------------------------
@@ -262,7 +269,9 @@ def _wav_files(draw: st.DrawFn) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, rate, subtype=subtype, format="WAV")
     data = bytearray(buffer.getvalue())
-    damage = draw(st.sampled_from(["none", "truncate", "overwrite header", "overwrite anywhere"]))
+    damage = draw(
+        st.sampled_from(["none", "none", "truncate", "overwrite header", "overwrite anywhere"])
+    )
     if damage == "truncate":
         data = data[: draw(st.integers(0, len(data)))]
     elif damage != "none":

@@ -137,6 +137,13 @@ def test_hostile_audio_is_read_or_refused_naming_the_file(tmp_path: Path, case: 
         np.testing.assert_allclose(waveform, samples, atol=1 / 2**7)  # 8-bit PCM: 2^-7 steps
 
 
+def test_a_name_the_system_cannot_look_up_is_an_audio_error(tmp_path: Path) -> None:
+    path = tmp_path / ("x" * 300 + ".wav")  # over 255 bytes: ENAMETOOLONG, not "no such file"
+    with pytest.raises(AudioError, match="not found") as raised:
+        read_audio(path)
+    assert str(path) in str(raised.value)
+
+
 @pytest.fixture(scope="module")
 def tiny_embedder() -> CryEmbedder:
     torch.manual_seed(0)

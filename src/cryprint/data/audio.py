@@ -50,7 +50,11 @@ def read_audio(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             ``MAX_RESAMPLING_TAPS``).
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name the system cannot look up (e.g. too long)
+        raise AudioError(f"{path}: audio file not found ({error.strerror})") from error
+    if not found:
         raise AudioError(f"{path}: audio file not found")
     try:
         waveform, file_rate = soundfile.read(path, dtype="float32", always_2d=True)

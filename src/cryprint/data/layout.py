@@ -84,6 +84,15 @@ def _check_relative_path(path: Path, frame: pd.DataFrame, column: str) -> None:
         )
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but False (not an OSError) for a name the system cannot look up,
+    e.g. a component over 255 bytes (ENAMETOOLONG)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def read_metadata(root: Path | str, check_files: bool = True) -> pd.DataFrame:
     """Read and validate ``ROOT/metadata.csv``.
 
@@ -127,7 +136,7 @@ def read_metadata(root: Path | str, check_files: bool = True) -> pd.DataFrame:
         baby = mixed[mixed].index[0]
         raise DataError(f"{path}: baby_id {baby} appears in more than one split")
     if check_files:
-        exists = frame["file_name"].map(lambda name: (root / name).is_file())
+        exists = frame["file_name"].map(lambda name: _is_file(root / name))
         if not exists.all():
             missing = int((~exists).sum())
             raise _bad_row(
