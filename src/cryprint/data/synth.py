@@ -90,6 +90,7 @@ import numpy as np
 import scipy.fft
 import soundfile
 
+from cryprint.data.layout import METADATA_COLUMNS
 from cryprint.errors import DataError
 
 SAMPLE_RATE = 16_000
@@ -327,15 +328,7 @@ def generate_corpus(
     # metadata.csv last: its presence means every audio file it lists is complete.
     bytes_written += _write_csv(
         dest / "metadata.csv",
-        [
-            "baby_id",
-            "period",
-            "duration",
-            "split",
-            "chronological_index",
-            "file_name",
-            "file_id",
-        ],
+        list(METADATA_COLUMNS),
         metadata_rows,
     )
     bytes_written += _write_marker(dest, arguments, complete=True)
