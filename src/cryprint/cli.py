@@ -8,6 +8,7 @@ process exits with the error's code (see the README's table of exit codes).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -368,7 +369,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     settings = DemoSettings(out=args.out, method=args.method)
     if args.epochs is not None:
-        settings = DemoSettings(out=args.out, method=args.method, epochs=args.epochs)
+        settings = dataclasses.replace(settings, epochs=args.epochs)
     run_demo(settings, quiet=args.quiet)
     return 0
 

@@ -32,19 +32,24 @@ class DemoSettings:
 
     out: Path = Path("demo")
     # Many babies with little audio each: generalising to unseen babies needs many identities
-    # (measured: 150 babies overfit, 400-500 learn), and short recordings keep it fast.
-    babies: int = 500
+    # (measured: 150 babies overfit, 400-500 learn, 1000 learn more), and short recordings keep
+    # it fast. Measured on 2 cores: about 4 minutes for the whole triplet demo.
+    babies: int = 1000
     segments_per_recording: tuple[int, int] = (2, 5)
     seed: int = 0
     difficulty: float = 1.0
     method: str = "triplet"
-    channels: int = 16
-    epochs: int = 15
+    channels: int = 64
+    epochs: int = 30
     batch_babies: int = 16
     crops_per_baby: int = 3
     crop_min_seconds: float = 1.0
-    crop_max_seconds: float = 1.5
+    crop_max_seconds: float = 2.0
     learning_rate: float = 2e-3
+    # The validation babies' EER, not the loss: the AAM baseline's validation loss (its train
+    # babies' D recordings) rises from epoch 1 as the classifier overfits, while unseen babies
+    # keep getting better verified (measured). Dev and test stay untouched by this choice.
+    select_by: str = "eer"
 
 
 def _ensure_corpus(settings: DemoSettings, say: Any) -> Path:
@@ -78,7 +83,7 @@ def _train_config(settings: DemoSettings, root: Path) -> TrainConfig:
             "batch_babies": settings.batch_babies, "crops_per_baby": settings.crops_per_baby,
             "crop_min_seconds": settings.crop_min_seconds,
             "crop_max_seconds": settings.crop_max_seconds, "device": "cpu",
-            "learning_rate": settings.learning_rate,
+            "learning_rate": settings.learning_rate, "select_by": settings.select_by,
         }
     )
 
@@ -122,7 +127,7 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     results["seconds_per_epoch"] = sum(r["seconds"] for r in trained.history[1:]) / max(
         1, len(trained.history) - 1
     )
-    say(results["table"])
+    print(results["table"], flush=True)  # the result: printed even when quiet
     return results
 
 

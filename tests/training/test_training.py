@@ -67,7 +67,12 @@ def test_run_folder_holds_what_reproduces_the_run(
         "negative_distance",
         "learning_rate",
         "seconds",
+        "train_seconds",
+        "crops_per_second",
     } <= set(metrics.columns)
+    trained_epochs = metrics[metrics["epoch"] > 0]
+    assert (trained_epochs["train_seconds"] <= trained_epochs["seconds"]).all()
+    assert (trained_epochs["crops_per_second"] > 0).all()
     best = load_model(result.best)
     assert best.model.config.channels == (16, 16, 16, 16, 48)
     with pytest.raises(ConfigError, match="--resume"):

@@ -389,6 +389,7 @@ def train(
         started = time.perf_counter()
         module.train()
         losses, positives, negatives = [], [], []
+        crops = 0
         for batch in tqdm(
             batches.epoch(epoch),
             total=len(batches),
@@ -409,6 +410,8 @@ def train(
             losses.append(float(loss.detach()) / context.world_size)
             positives.append(stats.positive)
             negatives.append(stats.negative)
+            crops += len(labels) * context.world_size
+        train_seconds = time.perf_counter() - started
         if context.world_size > 1:
             # DDP keeps parameters equal, but each process updates its BatchNorm statistics
             # from its own batches: take process 0's, so every process validates the same
@@ -431,6 +434,8 @@ def train(
                 learning_rate,
                 time.perf_counter() - started,
                 collapsed,
+                train_seconds,
+                crops,
             )
         )
         logger.info(
@@ -501,7 +506,11 @@ def _row(
     learning_rate: float,
     seconds: float,
     collapsed: bool,
+    train_seconds: float = math.nan,
+    crops: int = 0,
 ) -> dict[str, Any]:
+    """One metrics.csv row. ``seconds``: the whole epoch with validation; ``train_seconds``:
+    the training batches alone, over which ``crops_per_second`` (all processes) is measured."""
     return {
         "epoch": epoch,
         "train_loss": train_loss,
@@ -511,6 +520,8 @@ def _row(
         "negative_distance": negative,
         "learning_rate": learning_rate,
         "seconds": seconds,
+        "train_seconds": train_seconds,
+        "crops_per_second": crops / train_seconds if crops else math.nan,
         "collapsed": collapsed,
     }
 
