@@ -20,12 +20,12 @@ demo: $(STAMP)
 	$(BIN)/cryprint demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m ruff check src tests
+	$(BIN)/python -m ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check src tests
-	$(BIN)/python -m ruff format --check src tests
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff format --check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -122,9 +122,7 @@ def main() -> None:
                 for split in SPLITS
                 for item in recordings(Corpus(root, splits=(split,)), split)
             ]
-        times["cryprint model"] = best_of(
-            args.repeats, lambda: embed_waveforms(model, waveforms)
-        )
+        times["cryprint model"] = best_of(args.repeats, lambda: embed_waveforms(model, waveforms))
         times["reference model"] = best_of(
             args.repeats, lambda: reference_model_only(export, savedir, waveforms)
         )

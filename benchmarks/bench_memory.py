@@ -54,21 +54,48 @@ def main() -> None:
             config = ModelConfig() if channels == 1024 else ModelConfig.small(channels)
             model = save_model_folder(CryEmbedder(config), folder / f"model{channels}", {})
             rss, seconds = peak_rss(
-                [*cryprint, "embed", "--model", str(model), "--data", str(root), "--split",
-                 "test", "--out", str(folder / f"test{channels}.npz"), "--device", "cpu"]
+                [
+                    *cryprint,
+                    "embed",
+                    "--model",
+                    str(model),
+                    "--data",
+                    str(root),
+                    "--split",
+                    "test",
+                    "--out",
+                    str(folder / f"test{channels}.npz"),
+                    "--device",
+                    "cpu",
+                ]
             )
             rows.append([f"embed the test split, {label}", f"{rss:.0f}", f"{seconds:.0f}"])
             if channels == 1024 and args.skip_full_training:
                 continue
             run = folder / f"run{channels}"
             rss, seconds = peak_rss(
-                [*cryprint, "train", "--data", str(root), "--run", str(run), "--init", "random",
-                 "--channels", str(channels), "--epochs", "1", "--quiet",
-                 "--device", "cpu"]
+                [
+                    *cryprint,
+                    "train",
+                    "--data",
+                    str(root),
+                    "--run",
+                    str(run),
+                    "--init",
+                    "random",
+                    "--channels",
+                    str(channels),
+                    "--epochs",
+                    "1",
+                    "--quiet",
+                    "--device",
+                    "cpu",
+                ]
             )
             shutil.rmtree(run)
-            rows.append([f"train 1 epoch, {label}, P=16 K=3, crops 3-5 s", f"{rss:.0f}",
-                         f"{seconds:.0f}"])
+            rows.append(
+                [f"train 1 epoch, {label}, P=16 K=3, crops 3-5 s", f"{rss:.0f}", f"{seconds:.0f}"]
+            )
     audio_mib = sum(p.stat().st_size for p in root.rglob("*.wav")) / 2**20
     print(f"\ncorpus: {root} ({audio_mib:.0f} MiB of 16-bit WAV)")
     print(table(["process", "peak RSS (MiB)", "wall (s)"], rows))

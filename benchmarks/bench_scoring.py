@@ -34,9 +34,8 @@ def test_like_pairs(babies: int) -> tuple[RecordingEmbeddings, pd.DataFrame]:
     )
     left = np.repeat(ids, babies)
     right = np.tile(ids, babies)
-    pairs = pd.DataFrame(
-        {"baby_id_B": left, "baby_id_D": right, "id": [f"{b}B_{d}D" for b, d in zip(left, right)]}
-    )
+    names = [f"{b}B_{d}D" for b, d in zip(left, right, strict=True)]
+    pairs = pd.DataFrame({"baby_id_B": left, "baby_id_D": right, "id": names})
     return embeddings, pairs
 
 
@@ -68,10 +67,16 @@ def main() -> None:
         table(
             ["way", "seconds", "pairs per second"],
             [
-                ["cryprint score_pairs (vectorised)", f"{vectorised:.4f}",
-                 f"{len(pairs) / vectorised:,.0f}"],
-                ["reference (pandas apply, torch cosine per row)", f"{reference:.3f}",
-                 f"{len(pairs) / reference:,.0f}"],
+                [
+                    "cryprint score_pairs (vectorised)",
+                    f"{vectorised:.4f}",
+                    f"{len(pairs) / vectorised:,.0f}",
+                ],
+                [
+                    "reference (pandas apply, torch cosine per row)",
+                    f"{reference:.3f}",
+                    f"{len(pairs) / reference:,.0f}",
+                ],
             ],
         )
     )

@@ -62,7 +62,9 @@ def reference_loop(
     )
     batch_size = batch_babies * per_baby
     sampler = samplers.MPerClassSampler(
-        dataset.labels, m=per_baby, batch_size=batch_size,
+        dataset.labels,
+        m=per_baby,
+        batch_size=batch_size,
         length_before_new_iter=(steps + 1) * batch_size,
     )
     loader = torch.utils.data.DataLoader(
@@ -95,9 +97,16 @@ def cryprint_loop(
     with tempfile.TemporaryDirectory() as run:
         config = make_config(
             {
-                "data": str(root), "run": run, "init": "random", "channels": channels,
-                "epochs": epochs, "batch_babies": batch_babies, "crops_per_baby": per_baby,
-                "crop_min_seconds": seconds, "crop_max_seconds": seconds, "device": "cpu",
+                "data": str(root),
+                "run": run,
+                "init": "random",
+                "channels": channels,
+                "epochs": epochs,
+                "batch_babies": batch_babies,
+                "crops_per_baby": per_baby,
+                "crop_min_seconds": seconds,
+                "crop_max_seconds": seconds,
+                "device": "cpu",
             }
         )
         from cryprint.data.corpus import Corpus
@@ -138,8 +147,11 @@ def main() -> None:
             ["loop", "crops per second", "one-off set-up"],
             [
                 ["cryprint (train)", f"{ours:.1f}", f"{loading:.1f} s reading the train audio"],
-                ["reference (Dataset + df.iloc + file read per item, no workers)",
-                 f"{theirs:.1f}", "none"],
+                [
+                    "reference (Dataset + df.iloc + file read per item, no workers)",
+                    f"{theirs:.1f}",
+                    "none",
+                ],
             ],
         )
     )

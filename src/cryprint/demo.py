@@ -56,7 +56,9 @@ def _ensure_corpus(settings: DemoSettings, say: Any) -> Path:
     root = settings.out / "corpus"
     marker = root / MARKER_NAME
     wanted = {
-        "babies": settings.babies, "seed": settings.seed, "difficulty": settings.difficulty,
+        "babies": settings.babies,
+        "seed": settings.seed,
+        "difficulty": settings.difficulty,
         "segments_per_recording": settings.segments_per_recording,
     }
     if marker.is_file():
@@ -77,13 +79,20 @@ def _ensure_corpus(settings: DemoSettings, say: Any) -> Path:
 def _train_config(settings: DemoSettings, root: Path) -> TrainConfig:
     return make_config(
         {
-            "data": str(root), "run": str(settings.out / "runs" / settings.method),
-            "method": settings.method, "init": "random", "channels": settings.channels,
-            "epochs": settings.epochs, "seed": settings.seed,
-            "batch_babies": settings.batch_babies, "crops_per_baby": settings.crops_per_baby,
+            "data": str(root),
+            "run": str(settings.out / "runs" / settings.method),
+            "method": settings.method,
+            "init": "random",
+            "channels": settings.channels,
+            "epochs": settings.epochs,
+            "seed": settings.seed,
+            "batch_babies": settings.batch_babies,
+            "crops_per_baby": settings.crops_per_baby,
             "crop_min_seconds": settings.crop_min_seconds,
-            "crop_max_seconds": settings.crop_max_seconds, "device": "cpu",
-            "learning_rate": settings.learning_rate, "select_by": settings.select_by,
+            "crop_max_seconds": settings.crop_max_seconds,
+            "device": "cpu",
+            "learning_rate": settings.learning_rate,
+            "select_by": settings.select_by,
         }
     )
 
@@ -115,8 +124,10 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
         folder = settings.out / "evaluation" / "untrained" / split
         results["before"][split] = evaluate([untrained], root, split, folder)[0]
         results["before"][split]["folder"] = str(folder)
-    say(f"training ({settings.method}, ECAPA channels {settings.channels}, {settings.epochs} "
-        f"epochs) into {run} ...")
+    say(
+        f"training ({settings.method}, ECAPA channels {settings.channels}, {settings.epochs} "
+        f"epochs) into {run} ..."
+    )
     trained = train(config, quiet=quiet)
     for split in ("dev", "test"):
         say(f"evaluating the trained model on {split} ...")

@@ -1,7 +1,6 @@
 """The outcome, not only the files: a short seeded training verifies better than the untrained
 model on babies it never saw."""
 
-
 import numpy as np
 import pytest
 
@@ -17,10 +16,19 @@ def test_triplet_training_lowers_validation_eer(tmp_path_factory: pytest.TempPat
     generate_corpus(root, babies=400, seed=11, segments_per_recording=(2, 4))
     config = make_config(
         {
-            "data": str(root), "run": str(root.parent / "run"), "init": "random",
-            "channels": 16, "epochs": 10, "batch_babies": 16, "crops_per_baby": 3,
-            "crop_min_seconds": 1.0, "crop_max_seconds": 1.5, "validation_fraction": 0.25,
-            "learning_rate": 2e-3, "validation_batches": 1, "device": "cpu",
+            "data": str(root),
+            "run": str(root.parent / "run"),
+            "init": "random",
+            "channels": 16,
+            "epochs": 10,
+            "batch_babies": 16,
+            "crops_per_baby": 3,
+            "crop_min_seconds": 1.0,
+            "crop_max_seconds": 1.5,
+            "validation_fraction": 0.25,
+            "learning_rate": 2e-3,
+            "validation_batches": 1,
+            "device": "cpu",
         }
     )
     history = train(config, quiet=True).history
