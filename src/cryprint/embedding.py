@@ -1,8 +1,14 @@
 """Embed whole recordings with a :class:`~cryprint.models.ecapa.CryEmbedder`.
 
-Recordings are sorted by length and batched so that padding stays small (each batch holds
-recordings of similar length, up to ``max_batch_seconds`` of padded audio), run under
-``torch.inference_mode``, and returned in the caller's order.
+By default each recording goes through the model alone, unpadded, under
+``torch.inference_mode``: its embedding is then exactly what SpeechBrain's ``encode_batch``
+gives for it, whatever else is embedded with it. Padding several recordings into one batch is
+possible (``max_batch_size > 1``; recordings are sorted by length so padding stays small) but
+changes embeddings: ECAPA's convolutions and the STFT see the padded frames, only the pooling
+masks them (measured on the default synthetic corpus with the full ECAPA: cosine to the
+unpadded embedding down to 0.996). It is not faster on CPU either: one recording's activations
+stay in cache, a padded batch's do not (benchmarks/bench_embedding.py: 2.6x slower batched
+32 at a time on 2 cores).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ def embed_waveforms(
     model: torch.nn.Module,
     waveforms: Sequence[np.ndarray],
     device: torch.device | str = "cpu",
-    max_batch_size: int = 32,
+    max_batch_size: int = 1,
     max_batch_seconds: float = 600.0,
     progress: bool = False,
 ) -> np.ndarray:
@@ -31,7 +37,8 @@ def embed_waveforms(
         model: maps (float32 [batch, samples], relative lengths [batch]) → [batch, dim].
         waveforms: float32 [samples] arrays at 16 kHz, any lengths.
         device: where to run the model.
-        max_batch_size: at most this many recordings per forward pass.
+        max_batch_size: at most this many recordings per forward pass (1: no padding, exact;
+            more: padded batches of similar lengths, see the module docstring).
         max_batch_seconds: at most this much padded audio per forward pass (bounds memory).
         progress: show a progress bar.
 

@@ -87,5 +87,5 @@ def test_crop_batches_follow_labels_and_seed() -> None:
         # each crop comes from its labelled baby's recording (constant value label+1)
         for row, label in enumerate(batch.labels.tolist()):
             valid = int(batch.lengths[row] * batch.waveforms.shape[1])
-            values = (batch.waveforms[row, :valid] * 32767).round().unique().tolist()
+            values = (batch.waveforms[row, :valid] * 32768).round().unique().tolist()
             assert values == [label + 1]

@@ -30,13 +30,11 @@ def test_recording_concatenates_segments_in_chronological_order(
     recording = next(r for r in recordings(corpus, "dev") if r.period == "D")
     rows = metadata[(metadata["baby_id"] == recording.baby_id) & (metadata["period"] == "D")]
     rows = rows.sort_values("chronological_index")
-    expected = np.concatenate(
-        [
-            to_int16(soundfile.read(small_corpus / name, dtype="float32")[0])
-            for name in rows["file_name"]
-        ]
-    )
+    floats = [soundfile.read(small_corpus / name, dtype="float32")[0] for name in rows["file_name"]]
+    expected = np.concatenate([to_int16(segment) for segment in floats])
     np.testing.assert_array_equal(np.concatenate(recording.segments), expected)
+    # Held as int16, a 16-bit file gives back exactly the floats SpeechBrain/soundfile read.
+    np.testing.assert_array_equal(recording.waveform(), np.concatenate(floats))
     assert recording.key == f"{recording.baby_id}D"
     assert recording.seconds == pytest.approx(rows["duration"].sum(), abs=0.01)
 

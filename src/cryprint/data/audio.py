@@ -114,11 +114,17 @@ def check_duration(waveform: np.ndarray, name: str, sample_rate: int = SAMPLE_RA
         )
 
 
+# 16-bit PCM as libsndfile (soundfile, torchaudio, SpeechBrain) reads it: sample / 2^15.
+# With the same scale, a 16-bit WAV kept as int16 gives back exactly the floats they read.
+_INT16_SCALE = 32768.0
+
+
 def to_int16(waveform: np.ndarray) -> np.ndarray:
-    """float32 [-1, 1] → int16, to hold a whole corpus in half the memory."""
-    return np.clip(np.round(waveform * 32767.0), -32768, 32767).astype(np.int16)
+    """float32 [-1, 1] → int16, to hold a whole corpus in half the memory (exact for audio read
+    from 16-bit files; finer float audio is rounded to 16 bits, louder clipped to full scale)."""
+    return np.clip(np.round(waveform * _INT16_SCALE), -32768, 32767).astype(np.int16)
 
 
 def to_float32(waveform: np.ndarray) -> np.ndarray:
     """int16 → float32 [-1, 1] (inverse of :func:`to_int16` up to rounding)."""
-    return waveform.astype(np.float32) / 32767.0
+    return waveform.astype(np.float32) / np.float32(_INT16_SCALE)
