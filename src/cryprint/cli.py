@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cryprint import __version__
 from cryprint.errors import ConfigError, CryprintError
+from cryprint.memory import limit_heap_fragmentation
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    limit_heap_fragmentation()
     try:
         return int(args.handler(args) or 0)
     except CryprintError as error:

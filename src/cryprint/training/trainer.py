@@ -30,6 +30,7 @@ from cryprint.data.corpus import Corpus, Recording, recordings, split_babies, un
 from cryprint.embedding import cosine_matrix, embed_waveforms
 from cryprint.errors import ConfigError, DataError
 from cryprint.io import atomic_write_text, remove_stale_temporaries
+from cryprint.memory import limit_heap_fragmentation
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
 from cryprint.scoring.metrics import compute_eer
@@ -218,6 +219,7 @@ def train(
     """
     if not config.run or not config.data:
         raise ConfigError("both the data directory and the run folder must be given")
+    limit_heap_fragmentation()  # a new crop length every batch: see cryprint.memory
     context = distributed_context()
     device = choose_device(config.device, context)
     run = Path(config.run)
