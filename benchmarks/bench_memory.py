@@ -2,8 +2,8 @@
 
 Each measurement is one ``cryprint`` command in its own process (its peak RSS from ``wait4``,
 so nothing of this script is counted): embedding the test split with the full VoxCeleb ECAPA
-and with the CPU demo's, and one training epoch with each, with the reference recipe's crops of
-3–5 s.
+and with the CPU demo's, and one training epoch with each, with the reference recipe's batch
+(P=32 babies x K=4 crops of 3-5 s: ``cryprint train``'s defaults).
 
     python benchmarks/bench_memory.py
     python benchmarks/bench_memory.py --skip-full-training   # full-size training is slow on CPU
@@ -24,6 +24,7 @@ import torch
 from common import parser, setup, table
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import save_model_folder
+from cryprint.training.config import TrainConfig
 
 
 def peak_rss(command: list[str]) -> tuple[float, float]:
@@ -44,6 +45,7 @@ def main() -> None:
     args = arguments.parse_args()
     root = setup(args)
     cryprint = [sys.executable, "-m", "cryprint"]
+    defaults = TrainConfig()  # `cryprint train` without options: the reference recipe's batch
     rows = []
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
@@ -93,9 +95,11 @@ def main() -> None:
                 ]
             )
             shutil.rmtree(run)
-            rows.append(
-                [f"train 1 epoch, {label}, P=16 K=3, crops 3-5 s", f"{rss:.0f}", f"{seconds:.0f}"]
+            recipe = (
+                f"P={defaults.batch_babies} K={defaults.crops_per_baby}, crops "
+                f"{defaults.crop_min_seconds:g}-{defaults.crop_max_seconds:g} s"
             )
+            rows.append([f"train 1 epoch, {label}, {recipe}", f"{rss:.0f}", f"{seconds:.0f}"])
     audio_mib = sum(p.stat().st_size for p in root.rglob("*.wav")) / 2**20
     print(f"\ncorpus: {root} ({audio_mib:.0f} MiB of 16-bit WAV)")
     print(table(["process", "peak RSS (MiB)", "wall (s)"], rows))
