@@ -131,7 +131,7 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     trained = train(config, quiet=quiet)
     for split in ("dev", "test"):
         say(f"evaluating the trained model on {split} ...")
-        folder = settings.out / "evaluation" / "trained" / split
+        folder = settings.out / "evaluation" / settings.method / split
         results["after"][split] = evaluate([trained.best], root, split, folder)[0]
         results["after"][split]["folder"] = str(folder)
     results["table"] = before_after_table(results, settings.method)
