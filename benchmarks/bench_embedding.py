@@ -56,11 +56,16 @@ def flops_per_audio_second(model: torch.nn.Module, seconds: float = 10.0) -> flo
     return counter.get_total_flops() / seconds
 
 
-def reference_embeddings(root: Path, export: Path, savedir: Path) -> dict[str, np.ndarray]:
-    """The reference notebooks' way: per recording, read its files, concatenate, encode."""
+def reference_encoder(export: Path, savedir: Path) -> torch.nn.Module:
+    """The exported folder loaded the way the reference notebooks load a model."""
     from speechbrain.inference.speaker import SpeakerRecognition
 
-    encoder = SpeakerRecognition.from_hparams(source=str(export), savedir=str(savedir))
+    return SpeakerRecognition.from_hparams(source=str(export), savedir=str(savedir))
+
+
+def reference_embeddings(root: Path, export: Path, savedir: Path) -> dict[str, np.ndarray]:
+    """The reference notebooks' way: per recording, read its files, concatenate, encode."""
+    encoder = reference_encoder(export, savedir)
     metadata = pd.read_csv(root / "metadata.csv", dtype={"baby_id": str})
     result = {}
     for split in SPLITS:
@@ -76,9 +81,7 @@ def reference_embeddings(root: Path, export: Path, savedir: Path) -> dict[str, n
 
 
 def reference_model_only(export: Path, savedir: Path, waveforms: list[np.ndarray]) -> None:
-    from speechbrain.inference.speaker import SpeakerRecognition
-
-    encoder = SpeakerRecognition.from_hparams(source=str(export), savedir=str(savedir))
+    encoder = reference_encoder(export, savedir)
     for audio in waveforms:
         encoder.encode_batch(torch.from_numpy(audio).unsqueeze(0))
 

@@ -13,6 +13,7 @@ optimizer. Same architecture, same P, K and crop length, same training babies.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -110,15 +111,14 @@ def data_only(
     batches = CropBatches(
         groups, PKSampler(len(groups), batch_babies, per_baby, seed=0), seconds, seconds
     )
+    every_epoch = (batch for epoch in itertools.count() for batch in batches.epoch(epoch))
     crops, started = 0, time.perf_counter()
-    for epoch in range(steps):
-        for batch in batches.epoch(epoch):
-            crops += len(batch.labels)
-        if crops >= steps * batch_babies * per_baby:
-            break
+    for batch in itertools.islice(every_epoch, steps):
+        crops += len(batch.labels)
     ours = crops / (time.perf_counter() - started)
     crops, started = 0, time.perf_counter()
-    for _, labels in reference_loader(root, batch_babies, per_baby, seconds, steps):
+    loader = reference_loader(root, batch_babies, per_baby, seconds, steps)
+    for _, labels in itertools.islice(loader, steps):
         crops += len(labels)
     return ours, crops / (time.perf_counter() - started)
 

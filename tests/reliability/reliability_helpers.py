@@ -15,19 +15,8 @@ import torch
 
 from cryprint.training import checkpoints
 from cryprint.training.config import TrainConfig, make_config
+from tiny_recipe import TINY_TRAINING as TINY
 
-# A tiny ECAPA and short crops (the recipe of tests/training): a few seconds per epoch.
-TINY: dict[str, Any] = {
-    "init": "random",
-    "channels": 16,
-    "batch_babies": 4,
-    "crops_per_baby": 3,
-    "crop_min_seconds": 1.0,
-    "crop_max_seconds": 1.5,
-    "validation_fraction": 0.3,
-    "validation_batches": 1,
-    "seed": 0,
-}
 EPOCHS = 2
 
 

@@ -16,18 +16,7 @@ from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model
 from cryprint.training.config import make_config
 from cryprint.training.trainer import train
-
-# A tiny ECAPA and short crops: a few seconds per epoch on 2 CPU cores.
-TINY = {
-    "init": "random",
-    "channels": 16,
-    "batch_babies": 4,
-    "crops_per_baby": 3,
-    "crop_min_seconds": 1.0,
-    "crop_max_seconds": 1.5,
-    "validation_fraction": 0.3,
-    "validation_batches": 1,
-}
+from tiny_recipe import TINY_TRAINING as TINY
 
 
 @pytest.fixture(scope="module")
