@@ -11,25 +11,23 @@ from cryprint.cli import main
 from cryprint.demo import DemoSettings, before_after_table, run_demo
 
 
-def _tiny(out: Path, **changes: object) -> DemoSettings:
-    settings = replace(
-        DemoSettings(),
-        out=out,
-        babies=40,
-        segments_per_recording=(1, 3),
+def _tiny(out: Path, method: str = "triplet", **changes: object) -> DemoSettings:
+    settings = replace(DemoSettings(), out=out, babies=40, segments_per_recording=(1, 3))
+    settings = settings.with_training(
         channels=8,
         epochs=1,
         batch_babies=8,
         crops_per_baby=2,
         crop_min_seconds=0.5,
         crop_max_seconds=0.5,
+        method=method,
     )
     return replace(settings, **changes)
 
 
 @pytest.mark.parametrize("method", ["triplet", "aam"])
 def test_demo_runs_every_stage(tmp_path: Path, method: str, capsys: pytest.CaptureFixture) -> None:
-    results = run_demo(_tiny(tmp_path, method=method), quiet=True)
+    results = run_demo(_tiny(tmp_path, method), quiet=True)
     printed = capsys.readouterr().out
     assert printed.strip("\n") == results["table"]  # quiet still prints the result
     for stage in ("before", "after"):
@@ -81,4 +79,6 @@ def test_cli_demo_epochs_override(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr("cryprint.demo.run_demo", fake_run_demo)
     assert main(["demo", "--out", str(tmp_path), "--method", "aam", "--epochs", "3"]) == 0
-    assert seen["settings"] == replace(DemoSettings(), out=tmp_path, method="aam", epochs=3)
+    expected = replace(DemoSettings(), out=tmp_path).with_training(method="aam", epochs=3)
+    assert seen["settings"] == expected
+    assert seen["settings"].training.channels == DemoSettings().training.channels

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from cryprint.embedding import cosine_matrix, embed_waveforms
+from cryprint.embedding import embed_waveforms
+from cryprint.scoring import cosine_matrix
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 
 

@@ -65,32 +65,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # --- training -----------------------------------------------------------------------------------
 
-TRAIN_OPTIONS = {
-    # CLI flag → config key
-    "data": "data",
-    "run": "run",
-    "method": "method",
-    "init": "init",
-    "epochs": "epochs",
-    "seed": "seed",
-    "channels": "channels",
-    "batch_babies": "batch_babies",
-    "crops_per_baby": "crops_per_baby",
-    "lr": "learning_rate",
-    "margin": "margin",
-    "select_by": "select_by",
-    "device": "device",
-    "amp": "amp",
-    "compile": "compile",
-}
+# Extra spellings of generated flags (kept from earlier versions of the command).
+TRAIN_FLAG_ALIASES = {"learning_rate": ("--lr",)}
+TRAIN_CHOICES = {"method": ("triplet", "aam"), "select_by": ("loss", "eer")}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cryprint.training.config import make_config
+    from cryprint.training.config import TrainConfig, make_config
+    from cryprint.training.runfolder import resume_config, saved_config
     from cryprint.training.trainer import train
 
-    overrides = {key: getattr(args, flag) for flag, key in TRAIN_OPTIONS.items()}
-    config = make_config(overrides, args.config)
+    overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
+    if args.resume and args.config is None and args.run and saved_config(args.run) is not None:
+        config = resume_config(args.run, overrides)  # --resume needs only --run
+    else:
+        config = make_config(overrides, args.config)
     result = train(config, resume=args.resume, quiet=args.quiet)
     last = result.history[-1]
     first = result.history[0]
@@ -102,35 +91,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--crop-min-seconds`` for ``crop_min_seconds``), its help
+    from ``FIELD_HELP`` and its default from the dataclass."""
+    import typing
+
+    from cryprint.training.config import FIELD_HELP, TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        flags = [f"--{field.name.replace('_', '-')}", *TRAIN_FLAG_ALIASES.get(field.name, ())]
+        default = getattr(defaults, field.name)
+        shown = "" if default in ("", None) else f" (default: {default})"
+        options: dict = {"dest": field.name, "help": FIELD_HELP[field.name] + shown}
+        kind = next(
+            (
+                t
+                for t in (bool, int, float, str)
+                if t is hints[field.name] or t in typing.get_args(hints[field.name])
+            ),
+            str,
+        )
+        if kind is bool:
+            options.update(action="store_true", default=None)
+        else:
+            options.update(type=kind, choices=TRAIN_CHOICES.get(field.name))
+        parser.add_argument(*flags, **options)
+
+
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="fine-tune ECAPA-TDNN (triplet loss or the AAM-softmax baseline)",
         description="Fine-tune the cry embedder. Options override --config FILE.yaml, which "
-        "overrides the defaults (the reference recipe).",
+        "overrides the defaults (the reference recipe). `--run R --resume` continues run R "
+        "with its saved options.",
     )
-    parser.add_argument("--data", type=Path, help="a CryCeleb-layout data directory")
-    parser.add_argument("--run", type=Path, help="the run folder to write (runs/NAME)")
     parser.add_argument("--config", type=Path, help="a YAML file of training options")
-    parser.add_argument("--method", choices=["triplet", "aam"])
-    parser.add_argument(
-        "--init",
-        help="initial weights: a hub model id (default speechbrain/spkrec-ecapa-voxceleb)"
-        ", a model folder, an embedding_model.ckpt file, or 'random'",
-    )
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--channels", type=int, help="ECAPA width C (C×4 blocks, 3C last)")
-    parser.add_argument("--batch-babies", type=int, help="P: babies per batch")
-    parser.add_argument("--crops-per-baby", type=int, help="K: crops per baby in a batch")
-    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 triplet, 1e-4 aam)")
-    parser.add_argument("--margin", type=float, help="triplet margin (default 1.0)")
-    parser.add_argument(
-        "--select-by", choices=["loss", "eer"], help="how best checkpoints are kept"
-    )
-    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--amp", action="store_true", default=None, help="mixed precision (CUDA)")
-    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile (CUDA)")
+    _add_config_options(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=cmd_train)
@@ -368,9 +367,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             eer = report["eer"]
             print(f"{split}: EER {100 * eer:.2f}%" if eer is not None else f"{split}: no labels")
         return 0
-    settings = DemoSettings(out=args.out, method=args.method)
+    settings = DemoSettings(out=args.out).with_training(method=args.method)
     if args.epochs is not None:
-        settings = dataclasses.replace(settings, epochs=args.epochs)
+        settings = settings.with_training(epochs=args.epochs)
     run_demo(settings, quiet=args.quiet)
     return 0
 

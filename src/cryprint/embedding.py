@@ -73,10 +73,3 @@ def embed_waveforms(
         return np.zeros((0, 0), dtype=np.float32)
     return result
 
-
-def cosine_matrix(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every row of ``left`` [n, dim] with every row of ``right`` [m, dim]
-    → [n, m]."""
-    left = left / np.linalg.norm(left, axis=1, keepdims=True).clip(min=1e-12)
-    right = right / np.linalg.norm(right, axis=1, keepdims=True).clip(min=1e-12)
-    return left @ right.T

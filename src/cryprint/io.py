@@ -1,18 +1,34 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Writing outputs safely: whole or not at all, never over what cryprint did not make.
 
-Write to a temporary file in the same folder, flush and fsync it, then ``os.replace`` it over
-the target (atomic on POSIX). On any failure (disk full included) the temporary file is removed,
-the earlier target is untouched, and an :class:`OutputError` names the path. A process killed
-mid-write (SIGKILL, power loss) cannot remove its temporary file: :func:`remove_stale_temporaries`
-does, when the folder is next written.
+- :func:`atomic_write` writes a file to a temporary sibling, fsyncs it and ``os.replace``-s it
+  over the target (atomic on POSIX). On any failure (disk full included) the temporary file is
+  removed, the earlier target is untouched, and an :class:`OutputError` names the path. Only a
+  regular file (or nothing) is ever replaced: a device, FIFO, socket or folder at the target is
+  refused, so ``--out /dev/null`` can never replace the system's ``/dev/null``. A symbolic link
+  is followed: its target file is replaced and the link kept.
+- New files and folders get the mode the umask gives (0644 and 0755 by default), like ``cp``;
+  a replaced file keeps its mode.
+- :func:`staging_folder` and :func:`replace_folder` do the same for a whole folder: it is
+  written as a temporary sibling and swapped in at the end; an earlier folder is replaced only
+  when it carries cryprint's marker for that kind of folder.
+- :func:`folder_lock` makes a second writer of the same run folder, output folder or gallery
+  fail at once, naming the process that holds it.
+
+A process killed mid-write (SIGKILL, power loss) cannot remove its temporary file:
+:func:`remove_stale_temporaries` does, when the folder is next written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,13 +37,60 @@ from cryprint.errors import OutputError
 _TEMPORARY_SUFFIX = ".tmp"
 
 
-def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(file)`` on a temporary binary file, then move it to ``path`` atomically."""
+def _umask() -> int:
+    # The only portable way to read the umask is to set it; put it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def writable_target(path: Path | str) -> Path:
+    """The file an output at ``path`` will replace: ``path`` itself, or the file a symbolic
+    link there points to.
+
+    Raises:
+        OutputError: the target exists and is not a regular file (a folder, device, FIFO,
+            socket), or its name cannot be checked (too long, a parent is not a folder).
+    """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        target = path.resolve() if path.is_symlink() else path
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as error:
+        raise _output_error(path, error) from error
+    if not stat.S_ISREG(mode):
+        raise OutputError(
+            f"{path} is {_kind(mode)}; cryprint writes only regular files — give a file path"
+        )
+    return target
+
+
+def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(file)`` on a temporary binary file, then move it to ``path`` atomically.
+
+    Returns ``path``. Raises :class:`OutputError` (see :func:`writable_target`), and whatever
+    ``write`` raises, with nothing left behind.
+    """
+    path = Path(path)
+    target = writable_target(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
         handle, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent
+            prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=target.parent
         )
     except OSError as error:
         raise _output_error(path, error) from error
@@ -35,8 +98,9 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
+            os.fchmod(file.fileno(), mode)
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
         raise _output_error(path, error) from error
@@ -49,7 +113,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
 def remove_stale_temporaries(folder: Path | str, targets: Iterable[str] = ("*",)) -> list[Path]:
     """Delete the temporary files that atomic writes of ``targets`` (file names or glob patterns)
     in ``folder`` left when killed mid-way; return their paths. Only for a folder no other
-    process is writing to."""
+    process is writing to (hold its :func:`folder_lock`)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -57,13 +121,19 @@ def remove_stale_temporaries(folder: Path | str, targets: Iterable[str] = ("*",)
         {path for target in targets for path in folder.glob(f".{target}.*{_TEMPORARY_SUFFIX}")}
     )
     for path in stale:
-        path.unlink(missing_ok=True)
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
     return stale
 
 
 def atomic_write_text(path: Path | str, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda file: file.write(data))
 
 
 def atomic_save_torch(obj: Any, path: Path | str) -> Path:
@@ -73,9 +143,121 @@ def atomic_save_torch(obj: Any, path: Path | str) -> Path:
     return atomic_write(path, lambda file: torch.save(obj, file))
 
 
+@contextlib.contextmanager
+def staging_folder(target: Path | str) -> Iterator[Path]:
+    """A new empty folder beside ``target`` to assemble a folder output in; removed (with all
+    it holds) when the block fails. Move it into place with :func:`replace_folder`."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Not mkdtemp: its 0700 mode would make the output unreadable to others.
+        staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}{_TEMPORARY_SUFFIX}"
+        staging.mkdir()
+    except OSError as error:
+        raise _output_error(target, error) from error
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def check_replaceable_folder(target: Path | str, marker: str, what: str) -> None:
+    """Refuse to replace ``target`` unless it is missing, empty, or holds ``marker`` (the file
+    cryprint writes into every ``what`` folder it makes).
+
+    Raises:
+        OutputError: naming the folder and what to do instead.
+    """
+    target = Path(target)
+    try:
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise OutputError(f"{target} exists and is not a folder; give a new folder's path")
+        if not target.exists() or not any(target.iterdir()) or (target / marker).is_file():
+            return
+    except OSError as error:
+        raise _output_error(target, error) from error
+    raise OutputError(
+        f"{target} is not empty and was not written by cryprint as {what} (no {marker}); "
+        "nothing was changed — choose a new or empty folder"
+    )
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``. An earlier ``target`` (checked beforehand with
+    :func:`check_replaceable_folder`) is set aside first and removed only once the new folder is
+    in place; if the swap fails, the earlier folder is put back."""
+    try:
+        if not target.exists():
+            os.replace(staging, target)
+            return
+        retired = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
+        os.replace(target, retired)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            os.replace(retired, target)
+            raise
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _output_error(target, error) from error
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path | str, what: str) -> Iterator[None]:
+    """Hold an exclusive OS lock (``flock``) on ``folder`` itself for the block.
+
+    The lock is on the folder's own file descriptor, so no lock file is left anywhere; the
+    kernel releases it when the process ends, however it ends, so a killed run never leaves a
+    stale lock. The folder is created when missing.
+
+    Raises:
+        OutputError: another process holds the lock (its pid named when the system tells), or
+            the folder cannot be created or opened.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise _output_error(folder, error) from error
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(os.fstat(handle))
+            raise OutputError(
+                f"{folder} is in use: another {what} ({holder}) is writing it; wait for it to "
+                "finish or choose another folder"
+            ) from None
+        yield
+    finally:
+        os.close(handle)
+
+
+def _lock_holder(status: os.stat_result) -> str:
+    """'process N' for the process holding an flock on the file with ``status`` (Linux's
+    /proc/locks lists them), else 'another process'."""
+    device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == device:
+            return f"process {parts[4]}"
+    return "another process"
+
+
 def _output_error(path: Path, error: OSError) -> OutputError:
     if error.errno == errno.ENOSPC:
         return OutputError(f"{path}: no space left on the device; earlier outputs are intact")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(f"{path}: not writable ({error.strerror})")
+    if error.errno == errno.ENAMETOOLONG:
+        return OutputError(f"{path}: file name too long")
+    if error.errno == errno.ENOTDIR:
+        return OutputError(f"{path}: a part of the path is not a folder")
     return OutputError(f"{path}: could not be written ({error})")

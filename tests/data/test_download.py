@@ -28,7 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryprint.data import download
-from cryprint.data.download import DATASET_FILES, DownloadReport, download_cryceleb, extract_zip
+from cryprint.data.archive import extract_zip
+from cryprint.data.download import DATASET_FILES, DownloadReport, download_cryceleb
 from cryprint.errors import DataError, HubError, OutputError
 
 REPO_ID = "Ubenwa/CryCeleb2023"

@@ -227,31 +227,66 @@ def test_same_arguments_give_byte_identical_files(tmp_path: Path) -> None:
     assert not set(first_audio) & set(other_audio)
 
 
-def test_regenerating_replaces_an_earlier_synthetic_corpus(tmp_path: Path) -> None:
+def test_an_existing_corpus_is_replaced_only_with_overwrite(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     generate_corpus(root, babies=20, seed=1, segments_per_recording=(1, 2))
-    generate_corpus(root, babies=20, seed=2, segments_per_recording=(1, 2))
+    before = corpus_files(root)
+    with pytest.raises(DataError, match="--overwrite") as raised:
+        generate_corpus(root, babies=20, seed=2, segments_per_recording=(1, 2))
+    assert "overwrite=True" in str(raised.value) and "another directory" in str(raised.value)
+    assert corpus_files(root) == before
+
+    generate_corpus(root, babies=20, seed=2, segments_per_recording=(1, 2), overwrite=True)
     generate_corpus(tmp_path / "fresh", babies=20, seed=2, segments_per_recording=(1, 2))
     assert corpus_files(root) == corpus_files(tmp_path / "fresh")  # no stale file left
+
+
+def test_overwrite_removes_only_what_the_generator_writes(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    generate_corpus(root, babies=20, seed=1, segments_per_recording=(1, 2))
+    (root / "notes.txt").write_text("keep me\n")
+    (root / "audio" / "train" / "extra.wav").write_bytes(b"stale")
+    generate_corpus(root, babies=20, seed=2, segments_per_recording=(1, 2), overwrite=True)
+    generate_corpus(tmp_path / "fresh", babies=20, seed=2, segments_per_recording=(1, 2))
+    after = corpus_files(root)
+    assert after.pop("notes.txt") == b"keep me\n"
+    assert after == corpus_files(tmp_path / "fresh")  # the stale audio/ file went with audio/
+
+    # An audio/ that is a link: the link goes, never what it points to.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "train").mkdir(parents=True)
+    (elsewhere / "train" / "cry.wav").write_bytes(b"precious")
+    (tmp_path / "fresh" / "audio").rename(tmp_path / "moved")
+    (tmp_path / "fresh" / "audio").symlink_to(elsewhere, target_is_directory=True)
+    generate_corpus(
+        tmp_path / "fresh", babies=20, seed=2, segments_per_recording=(1, 2), overwrite=True
+    )
+    assert (elsewhere / "train" / "cry.wav").read_bytes() == b"precious"
+    assert not (tmp_path / "fresh" / "audio").is_symlink()
 
 
 def test_refuses_a_directory_that_is_not_a_synthetic_corpus(tmp_path: Path) -> None:
     root = tmp_path / "real"
     root.mkdir()
     (root / "metadata.csv").write_text("precious\n")
-    with pytest.raises(DataError, match="overwrite=True"):
-        generate_corpus(root, babies=20, segments_per_recording=(1, 1))
-    assert (root / "metadata.csv").read_text() == "precious\n"
+    (root / "audio").mkdir()
+    (root / "audio" / "cry.wav").write_bytes(b"precious")
+    for overwrite in (False, True):
+        with pytest.raises(DataError, match="no cryprint synthetic corpus") as raised:
+            generate_corpus(root, babies=20, segments_per_recording=(1, 1), overwrite=overwrite)
+        assert str(root) in str(raised.value) and "another directory" in str(raised.value)
+        assert (root / "metadata.csv").read_text() == "precious\n"
+        assert (root / "audio" / "cry.wav").read_bytes() == b"precious"
+        assert sorted(path.name for path in root.iterdir()) == ["audio", "metadata.csv"]
 
-    (root / "notes.txt").write_text("keep me\n")
-    generate_corpus(root, babies=20, segments_per_recording=(1, 1), overwrite=True)
-    assert read_csv(root / "metadata.csv").columns.tolist() == METADATA_COLUMNS
-    assert (root / "notes.txt").read_text() == "keep me\n"
+    (tmp_path / "empty").mkdir()
+    generate_corpus(tmp_path / "empty", babies=20, segments_per_recording=(1, 1))
+    assert read_csv(tmp_path / "empty" / "metadata.csv").columns.tolist() == METADATA_COLUMNS
 
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     with pytest.raises(DataError, match="not a directory"):
-        generate_corpus(a_file, babies=20)
+        generate_corpus(a_file, babies=20, overwrite=True)
 
 
 def test_a_crash_leaves_no_metadata_and_a_rerun_recovers(tmp_path, monkeypatch) -> None:
@@ -270,7 +305,9 @@ def test_a_crash_leaves_no_metadata_and_a_rerun_recovers(tmp_path, monkeypatch) 
         generate_corpus(root, babies=20, segments_per_recording=(1, 2))
     assert not (root / "metadata.csv").exists()
     monkeypatch.setattr(synth, "_write_wav", write_wav)
-    summary = generate_corpus(root, babies=20, segments_per_recording=(1, 2))  # no overwrite
+    with pytest.raises(DataError, match="incomplete"):
+        generate_corpus(root, babies=20, segments_per_recording=(1, 2))
+    summary = generate_corpus(root, babies=20, segments_per_recording=(1, 2), overwrite=True)
     assert len(read_csv(root / "metadata.csv")) == summary.segments
 
 

@@ -130,9 +130,24 @@ def test_export_refuses_unsafe_destinations(model_folder: Path, tmp_path: Path) 
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "thesis.tex").write_text("precious")
-    with pytest.raises(OutputError, match="not empty and not a model folder"):
+    with pytest.raises(OutputError, match="not empty and was not written by cryprint"):
         export_model(model_folder, busy)
     assert (busy / "thesis.tex").read_text() == "precious"
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    # Issue #10 item 4: a folder that merely holds a hyperparams.yaml (someone's SpeechBrain
+    # recipe, say) was replaced whole, deleting its other files.
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "hyperparams.yaml").write_text("seed: 1\n")
+    (recipe / "train.py").write_text("print('mine')\n")
+    with pytest.raises(OutputError, match="was not written by cryprint"):
+        export_model(model_folder, recipe)
+    assert sorted(p.name for p in recipe.iterdir()) == ["hyperparams.yaml", "train.py"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_card_without_evaluation(model_folder: Path) -> None:

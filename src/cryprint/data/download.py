@@ -1,5 +1,6 @@
 """Fetch CryCeleb2023 from the Hugging Face hub into a directory in the layout ``read_metadata``
-expects, unpack ``audio.zip`` safely, and check that every listed audio file is there.
+expects, unpack ``audio.zip`` safely (:func:`cryprint.data.archive.extract_zip`), and check that
+every listed audio file is there.
 
 The data set is gated (see ``shared/cryceleb-format.md``): a user accepts its terms on the hub
 and logs in once (``hf auth login`` or ``HF_TOKEN``). Files come through
@@ -17,37 +18,33 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import json
 import logging
 import os
 import shutil
-import stat
 import warnings
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import hf_hub_download
 from huggingface_hub import utils as hub_utils
-from tqdm import tqdm
 
+from cryprint.data.archive import extract_zip
 from cryprint.data.layout import read_metadata
 from cryprint.errors import DataError, HubError, OutputError
+from cryprint.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPO_ID = "Ubenwa/CryCeleb2023"
+# The data set's id on the Hugging Face hub (model cards cite it too).
+DATASET_REPO_ID = "Ubenwa/CryCeleb2023"
 # Small files first: a gated repo or a missing login then fails in a second, not after the zip.
 CSV_FILES = ("metadata.csv", "dev_pairs.csv", "test_pairs.csv", "sample_submission.csv")
 AUDIO_ZIP = "audio.zip"
 DATASET_FILES = (*CSV_FILES, AUDIO_ZIP)
 STATE_FILE = ".cryprint-download.json"
-
-_COPY_CHUNK_BYTES = 1 << 20
 _LOGIN_HINT = (
     "run `hf auth login` (`huggingface-cli login` with older huggingface_hub) or set HF_TOKEN"
 )
@@ -82,7 +79,7 @@ class DownloadReport:
 
 def download_cryceleb(
     dest: Path,
-    repo_id: str = DEFAULT_REPO_ID,
+    repo_id: str = DATASET_REPO_ID,
     token: str | None = None,
     *,
     fetch: Callable[..., str] | None = None,
@@ -160,63 +157,6 @@ def download_cryceleb(
     return report
 
 
-def extract_zip(zip_path: Path, dest: Path, *, progress: bool = False) -> list[Path]:
-    """Unpack ``zip_path`` into ``dest`` safely and atomically.
-
-    Every entry is checked before anything is written: entries that would land outside
-    ``dest`` (absolute paths, ``..`` components, drive letters, backslashes), symlinks and other
-    special files, encrypted or duplicate entries are refused. The archive is unpacked into the
-    sibling ``dest/.{stem}.partial`` and each top-level entry is then moved into place,
-    replacing what was there (so nothing stale from an older extraction survives). A partial
-    directory left by an interrupted earlier run is removed first.
-
-    Args:
-        zip_path: the archive.
-        dest: the directory to unpack into (created if missing).
-        progress: show a progress bar (bytes unpacked) on stderr.
-
-    Returns:
-        The paths of the unpacked files (not directories) under ``dest``, in archive order.
-
-    Raises:
-        DataError: the archive is not a valid zip, is damaged, or holds an unsafe entry (named).
-        OutputError: not enough free space, or ``dest`` cannot be written.
-    """
-    zip_path = Path(zip_path)
-    dest = Path(dest)
-    _make_directory(dest)
-    partial = dest / f".{zip_path.stem}.partial"
-    replaced = dest / f".{zip_path.stem}.old"
-    # Left by a run that was killed: never trust or reuse it.
-    _remove_tree(partial)
-    _remove_tree(replaced)
-    if not zip_path.is_file():
-        raise DataError(f"{zip_path}: file not found")
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            members = _checked_members(archive, zip_path, reserved={partial.name, replaced.name})
-            _check_free_space(dest, zip_path, sum(info.file_size for info, _ in members))
-            try:
-                _write_members(archive, zip_path, members, partial, progress)
-            except BaseException:
-                # Also on Ctrl-C: an unpacked fraction of the data set is useless and large.
-                _remove_tree(partial)
-                raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
-        raise DataError(
-            f"{zip_path}: not a valid or complete zip archive ({error}); delete it and run the "
-            "download again"
-        ) from error
-    top_level = sorted({relative.parts[0] for _, relative in members})
-    try:
-        for name in top_level:
-            _move_into_place(partial / name, dest / name, replaced)
-    finally:
-        _remove_tree(partial)
-        _remove_tree(replaced)
-    return [dest / relative for info, relative in members if not info.is_dir()]
-
-
 # --- fetching ---------------------------------------------------------------------------------
 
 
@@ -262,7 +202,7 @@ def _translate_fetch_error(
         )
     elif isinstance(error, hub_utils.EntryNotFoundError):
         message = (
-            f"{repo_id} has no file {filename}: is it the CryCeleb2023 repo ({DEFAULT_REPO_ID})?"
+            f"{repo_id} has no file {filename}: is it the CryCeleb2023 repo ({DATASET_REPO_ID})?"
         )
     elif isinstance(error, hub_utils.HfHubHTTPError):
         message = (
@@ -272,7 +212,7 @@ def _translate_fetch_error(
     elif isinstance(error, hub_utils.HFValidationError):
         message = (
             f"'{repo_id}' is not a valid hub repo id ({error}); expected 'owner/name', "
-            f"e.g. {DEFAULT_REPO_ID}"
+            f"e.g. {DATASET_REPO_ID}"
         )
     else:
         # What is left is local: the hub cache could not be written.
@@ -385,120 +325,8 @@ def _unpack_audio(zip_path: Path, dest: Path, *, progress: bool) -> bool:
     logger.info("%s: unpacking into %s", zip_path, dest)
     files = extract_zip(zip_path, dest, progress=progress)
     top_level = sorted({path.relative_to(dest).parts[0] for path in files})
-    _write_json_atomic(marker, {**current, "top_level": top_level, "n_files": len(files)})
+    _write_json(marker, {**current, "top_level": top_level, "n_files": len(files)})
     return True
-
-
-def _checked_members(
-    archive: zipfile.ZipFile, zip_path: Path, reserved: set[str]
-) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """Every entry with its safe relative path; DataError naming the first unsafe entry."""
-    members = []
-    seen: set[PurePosixPath] = set()
-    for info in archive.infolist():
-        name = info.filename
-        relative = PurePosixPath(name)
-        refuse = functools.partial(_refusal, zip_path, name)
-        if "\\" in name:
-            raise refuse("backslash in the path (a Windows path separator)")
-        if ":" in name:
-            raise refuse("':' in the path (a drive letter or stream name)")
-        if relative.is_absolute():
-            raise refuse("absolute path")
-        if ".." in relative.parts:
-            raise refuse("'..' in the path")
-        if not relative.parts:
-            raise refuse("empty path")
-        if relative.parts[0] in reserved:
-            raise refuse("name reserved for unpacking")
-        file_type = stat.S_IFMT(info.external_attr >> 16)
-        if stat.S_ISLNK(file_type):
-            raise refuse("symbolic link")
-        if file_type and not (stat.S_ISREG(file_type) or stat.S_ISDIR(file_type)):
-            raise refuse("not a regular file or directory")
-        if info.flag_bits & 0x1:
-            raise refuse("encrypted")
-        if relative in seen:
-            raise refuse("listed twice")
-        seen.add(relative)
-        members.append((info, relative))
-    directories = {parent for _, relative in members for parent in relative.parents}
-    for info, relative in members:
-        if not info.is_dir() and relative in directories:
-            raise _refusal(
-                zip_path, info.filename, "a file and also the directory of other entries"
-            )
-    return members
-
-
-def _refusal(zip_path: Path, name: str, why: str) -> DataError:
-    """DataError naming the unsafe entry ``name`` of ``zip_path``."""
-    return DataError(
-        f"{zip_path}: refusing entry '{name}': {why}; nothing was unpacked. The archive is not "
-        "the published one: delete it and run the download again"
-    )
-
-
-def _check_free_space(dest: Path, zip_path: Path, needed: int) -> None:
-    """Fail before unpacking when the declared sizes cannot fit (a zip bomb or a full disk).
-
-    The declared sizes are an upper bound: zipfile never yields more than an entry's declared
-    size (a lying archive fails its CRC check instead)."""
-    free = shutil.disk_usage(dest).free
-    if needed > free:
-        raise OutputError(
-            f"{dest}: unpacking {zip_path.name} needs {needed / 1e9:.2f} GB but only "
-            f"{free / 1e9:.2f} GB are free; free some space or choose another directory"
-        )
-
-
-def _write_members(
-    archive: zipfile.ZipFile,
-    zip_path: Path,
-    members: list[tuple[zipfile.ZipInfo, PurePosixPath]],
-    partial: Path,
-    progress: bool,
-) -> None:
-    """Write the checked members under ``partial`` (a fresh directory)."""
-    total = sum(info.file_size for info, _ in members)
-    with tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        desc=f"unpacking {zip_path.name}",
-        disable=not progress,
-    ) as bar:
-        for info, relative in members:
-            target = partial.joinpath(*relative.parts)
-            try:
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # "x": the directory is ours and fresh, so an existing name means a bug; never
-                # follow or overwrite anything.
-                with archive.open(info) as source, open(target, "xb") as sink:
-                    shutil.copyfileobj(source, sink, _COPY_CHUNK_BYTES)
-            except zipfile.BadZipFile as error:
-                raise DataError(
-                    f"{zip_path}: entry '{info.filename}' is damaged ({error}); delete the archive "
-                    "and run the download again"
-                ) from error
-            except OSError as error:
-                raise _output_error(target, error, f"cannot unpack {info.filename}") from error
-            bar.update(info.file_size)
-
-
-def _move_into_place(source: Path, target: Path, replaced: Path) -> None:
-    """Replace ``target`` with ``source``; an existing ``target`` is moved aside into
-    ``replaced`` first, because a directory cannot be renamed over a non-empty one."""
-    try:
-        if target.is_symlink() or target.exists():
-            replaced.mkdir(exist_ok=True)
-            os.replace(target, replaced / target.name)
-        os.replace(source, target)
-    except OSError as error:
-        raise _output_error(target, error, "cannot move the unpacked files into place") from error
 
 
 # --- small file-system helpers ----------------------------------------------------------------
@@ -524,24 +352,9 @@ def _make_directory(path: Path) -> None:
         raise _output_error(path, error, "cannot create the directory") from error
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a directory we own, if present."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to ``path`` via a temporary file, so a reader never sees half of it."""
-    temporary = path.with_name(f"{path.name}.partial")
-    try:
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise _output_error(path, error, "cannot write the download state") from error
+def _write_json(path: Path, data: dict) -> None:
+    """Write JSON to ``path`` atomically, so a reader never sees half of it."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _read_state(dest: Path, repo_id: str) -> dict[str, int]:
@@ -560,4 +373,4 @@ def _read_state(dest: Path, repo_id: str) -> dict[str, int]:
 
 def _write_state(dest: Path, repo_id: str, sizes: dict[str, int]) -> None:
     """Record the sizes of the files placed in ``dest`` (never the token)."""
-    _write_json_atomic(dest / STATE_FILE, {"repo_id": repo_id, "files": sizes})
+    _write_json(dest / STATE_FILE, {"repo_id": repo_id, "files": sizes})

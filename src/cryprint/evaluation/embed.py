@@ -33,6 +33,7 @@ from cryprint.data.layout import SPLITS, read_metadata
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import DataError, ModelError
 from cryprint.io import atomic_write
+from cryprint.models.device import resolve_device
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import LoadedModel
 
@@ -99,13 +100,6 @@ def model_identity(model: LoadedModel | CryEmbedder) -> str:
         # uint8 view: numpy has no bfloat16, and the raw bytes are what we want anyway.
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto``: the first GPU when there is one, else the CPU; anything else as given."""
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def split_keys(root: Path | str, split: str) -> tuple[list[str], str]:

@@ -31,10 +31,22 @@ import pandas as pd
 from cryprint import __version__
 from cryprint.data.layout import read_pairs
 from cryprint.errors import DataError, OutputError
-from cryprint.evaluation.embed import embed_split, model_identity
+from cryprint.evaluation.embed import (
+    RecordingEmbeddings,
+    embed_split,
+    load_embeddings,
+    save_embeddings,
+)
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
-from cryprint.io import atomic_write, atomic_write_text
+from cryprint.io import (
+    atomic_write,
+    atomic_write_text,
+    check_replaceable_folder,
+    folder_lock,
+    replace_folder,
+    staging_folder,
+)
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import LoadedModel, load_model
 from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
@@ -44,6 +56,8 @@ logger = logging.getLogger(__name__)
 C_MISS = 1.0
 C_FA = 1.0
 EVALUATION_NAME = "evaluation.json"
+# Every evaluation folder holds it (written last): the mark of a folder evaluate may replace.
+REPORT_NAME = "report.json"
 EER_DEFINITION = (
     "interpolated crossing of the FRR and FAR curves; threshold = the closest operating "
     "point, accept when score >= threshold"
@@ -154,19 +168,32 @@ def evaluate(
     # The pairs file first: a wrong data directory fails before any model is loaded.
     pairs = read_pairs(root, split)
     names = output_names(model_specs)
+    folders = [out_dir if len(model_specs) == 1 else out_dir / name for name in names]
+    for folder in folders:  # before any work: an output that may not be replaced fails now
+        check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
+    loaded = [as_loaded(spec) for spec in model_specs]  # every model loads before any embedding
     reports = []
-    for spec, name in zip(model_specs, names, strict=True):
-        folder = out_dir if len(model_specs) == 1 else out_dir / name
-        reports.append(
-            _evaluate_one(
-                spec, name, root, split, pairs, folder, as_norm_top_n, p_targets, device, progress
+    with folder_lock(out_dir, "cryprint evaluate"):
+        for model, name, folder in zip(loaded, names, folders, strict=True):
+            reports.append(
+                _evaluate_one(
+                    model,
+                    name,
+                    root,
+                    split,
+                    pairs,
+                    folder,
+                    as_norm_top_n,
+                    p_targets,
+                    device,
+                    progress,
+                )
             )
-        )
     return reports
 
 
 def _evaluate_one(
-    spec: ModelSpec,
+    loaded: LoadedModel,
     name: str,
     root: Path,
     split: str,
@@ -177,64 +204,27 @@ def _evaluate_one(
     device: str,
     progress: bool,
 ) -> dict[str, Any]:
+    """Score, then write the model's whole output folder: assembled in a staging folder and
+    swapped in at the end, so a failure leaves the earlier folder exactly as it was."""
     started = time.perf_counter()
-    loaded = as_loaded(spec)
-    model_id = model_identity(loaded)
-    embeddings = embed_split(
-        loaded, root, split, folder / f"embeddings_{split}.npz", device=device, progress=progress
-    )
-    scores = {"score": score_pairs(embeddings, pairs)}
-    asnorm: dict[str, Any] | None = None
-    if as_norm_top_n is not None:
-        cohort = embed_split(
-            loaded, root, "train", folder / "embeddings_train.npz", device=device, progress=progress
+    with staging_folder(folder) as staging:
+        scores, embeddings, asnorm = _score(
+            loaded, root, split, pairs, folder, staging, as_norm_top_n, device, progress
         )
-        top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
-        scores["score_asnorm"] = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
-        asnorm = {
-            "cohort_split": "train",
-            "cohort_size": len(cohort.keys),
-            "top_n": top_n,
-            "top_n_requested": as_norm_top_n,
-        }
-    labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
-    metrics = _metrics_or_none(scores["score"], labels, p_targets)
-    if asnorm is not None:
-        asnorm.update(_metrics_or_none(scores["score_asnorm"], labels, p_targets))
-
-    report: dict[str, Any] = {
-        "model": name,
-        "model_source": loaded.source,
-        "model_kind": loaded.kind,
-        "model_id": model_id,
-        "split": split,
-        "data": str(root.resolve()),
-        "n_pairs": len(pairs),
-        "n_target": None if labels is None else int(labels.sum()),
-        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
-        "n_recordings": len(embeddings.keys),
-        "score": "cosine",
-        **metrics,
-        "eer_definition": EER_DEFINITION,
-        "dcf_parameters": {
-            "p_targets": list(p_targets),
-            "c_miss": C_MISS,
-            "c_fa": C_FA,
-            "normalised": True,
-        },
-        "asnorm": asnorm,
-        "files": {},
-        "cryprint_version": __version__,
-    }
-
-    folder.mkdir(parents=True, exist_ok=True)
-    report["files"]["scores"] = _write_scores(folder / "scores.csv", pairs, scores, labels).name
-    if labels is not None:
-        report["files"].update(_write_figures(folder, report, scores, labels))
-    if asnorm is None:  # a figure of an earlier run with AS-norm would now be misleading
-        (folder / "score_histogram_asnorm.png").unlink(missing_ok=True)
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    atomic_write_text(folder / "report.json", _to_json(report))
+        labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
+        report = _report(loaded, name, root, split, pairs, labels, embeddings, asnorm)
+        report.update(_metrics_or_none(scores["score"], labels, p_targets))
+        if asnorm is not None:
+            asnorm.update(_metrics_or_none(scores["score_asnorm"], labels, p_targets))
+        report["dcf_parameters"]["p_targets"] = list(p_targets)
+        report["files"]["scores"] = _write_scores(
+            staging / "scores.csv", pairs, scores, labels
+        ).name
+        if labels is not None:
+            report["files"].update(_write_figures(staging, report, scores, labels))
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        atomic_write_text(staging / REPORT_NAME, _to_json(report))
+        replace_folder(staging, folder)
     if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
         try:
             _update_model_evaluation(loaded.folder, report)
@@ -243,6 +233,59 @@ def _evaluate_one(
             # means verify will need --threshold.
             logger.warning("could not record the evaluation in the model folder: %s", error)
     return report
+
+
+def _score(
+    loaded: LoadedModel, root: Path, split: str, pairs: pd.DataFrame, folder: Path,
+    staging: Path, as_norm_top_n: TopN | None, device: str, progress: bool,
+) -> tuple[dict[str, np.ndarray], RecordingEmbeddings, dict[str, Any] | None]:  # fmt: skip
+    """Cosine (and AS-norm) scores of the pairs; embeddings cached in the output folder."""
+
+    def embed(which: str) -> RecordingEmbeddings:
+        name = f"embeddings_{which}.npz"
+        cached = load_embeddings(folder / name, missing_ok=True)
+        if cached is not None:
+            save_embeddings(staging / name, cached)  # the new folder keeps the cache
+        return embed_split(loaded, root, which, staging / name, device=device, progress=progress)
+
+    embeddings = embed(split)
+    scores = {"score": score_pairs(embeddings, pairs)}
+    if as_norm_top_n is None:
+        return scores, embeddings, None
+    cohort = embed("train")
+    top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
+    scores["score_asnorm"] = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
+    asnorm = {
+        "cohort_split": "train",
+        "cohort_size": len(cohort.keys),
+        "top_n": top_n,
+        "top_n_requested": as_norm_top_n,
+    }
+    return scores, embeddings, asnorm
+
+
+def _report(
+    loaded: LoadedModel, name: str, root: Path, split: str, pairs: pd.DataFrame,
+    labels: np.ndarray | None, embeddings: RecordingEmbeddings, asnorm: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "model": name,
+        "model_source": loaded.source,
+        "model_kind": loaded.kind,
+        "model_id": embeddings.model_id,
+        "split": split,
+        "data": str(root.resolve()),
+        "n_pairs": len(pairs),
+        "n_target": None if labels is None else int(labels.sum()),
+        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
+        "n_recordings": len(embeddings.keys),
+        "score": "cosine",
+        "eer_definition": EER_DEFINITION,
+        "dcf_parameters": {"p_targets": [], "c_miss": C_MISS, "c_fa": C_FA, "normalised": True},
+        "asnorm": asnorm,
+        "files": {},
+        "cryprint_version": __version__,
+    }
 
 
 def _metrics_or_none(

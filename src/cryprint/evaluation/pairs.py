@@ -15,7 +15,7 @@ import pandas as pd
 
 from cryprint.errors import DataError
 from cryprint.evaluation.embed import RecordingEmbeddings
-from cryprint.scoring import as_norm_pairs
+from cryprint.scoring import as_norm_pairs, cosine_pairs
 
 # AS-norm cohort size used when none is given: the usual choice in speaker verification
 # (wespeaker, SpeechBrain recipes use 100–300 of several thousand); clipped to the cohort.
@@ -70,9 +70,7 @@ def score_pairs(embeddings: RecordingEmbeddings, pairs: pd.DataFrame) -> np.ndar
         DataError: a trial names a recording without an embedding.
     """
     sides = pair_indices(embeddings, pairs)
-    matrix = embeddings.embeddings.astype(np.float64)
-    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
-    return np.einsum("pd,pd->p", unit[sides[:, 0]], unit[sides[:, 1]])
+    return cosine_pairs(embeddings.embeddings, embeddings.embeddings, sides)
 
 
 def resolve_top_n(requested: TopN | None, cohort_size: int) -> int:

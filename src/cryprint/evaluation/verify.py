@@ -23,10 +23,11 @@ from cryprint.data.audio import check_duration, read_audio
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError, ConfigError, ModelError
 from cryprint.evaluation.calibrate import CALIBRATION_NAME
-from cryprint.evaluation.embed import embedder_of, model_identity, resolve_device
+from cryprint.evaluation.embed import embedder_of, model_identity
 from cryprint.evaluation.evaluate import EVALUATION_NAME, ModelSpec, as_loaded
+from cryprint.models.device import resolve_device
 from cryprint.models.folder import LoadedModel
-from cryprint.scoring import load_calibration
+from cryprint.scoring import cosine_matrix, load_calibration
 
 # Suffixes of the formats libsndfile reads (wav, flac, ogg, mp3, aiff, ...) and common aliases.
 AUDIO_SUFFIXES = frozenset(
@@ -145,6 +146,7 @@ def verify(
         ConfigError: no threshold given and none stored. AudioError: bad or too short audio.
         ModelError: bad model folder, stale evaluation.json, invalid calibration.json.
     """
+    torch_device = resolve_device(device)
     loaded = as_loaded(model)
     if threshold is None:
         threshold, source = stored_threshold(loaded)
@@ -154,14 +156,11 @@ def verify(
         raise ConfigError(f"threshold must be a finite number, got {threshold}")
     waveforms = [read_recording(a), read_recording(b)]
     embedder = embedder_of(loaded)
-    torch_device = resolve_device(device)
     embedder.to(torch_device)
     # One recording per forward pass: no padding, so a side's embedding does not depend on the
     # length of the other side.
     embeddings = embed_waveforms(embedder, waveforms, torch_device, max_batch_size=1)
-    unit = embeddings.astype(np.float64)
-    unit /= np.linalg.norm(unit, axis=1, keepdims=True).clip(min=1e-12)
-    score = float(unit[0] @ unit[1])
+    score = float(cosine_matrix(embeddings[:1], embeddings[1:])[0, 0])
     probability = None
     if loaded.folder is not None and (loaded.folder / CALIBRATION_NAME).is_file():
         calibration = load_calibration(loaded.folder / CALIBRATION_NAME)

@@ -10,6 +10,7 @@ from cryprint.scoring.calibration import (
     load_calibration,
     save_calibration,
 )
+from cryprint.scoring.cosine import cosine_matrix, cosine_pairs, unit_rows
 from cryprint.scoring.metrics import (
     DCFResult,
     EERResult,
@@ -32,10 +33,13 @@ __all__ = [
     "compute_auc",
     "compute_eer",
     "compute_min_dcf",
+    "cosine_matrix",
+    "cosine_pairs",
     "det_points",
     "error_rates",
     "fit_calibration",
     "load_calibration",
     "save_calibration",
+    "unit_rows",
     "validate_trials",
 ]

@@ -21,24 +21,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cryprint.errors import DataError
+from cryprint.scoring.cosine import unit_rows
 
 __all__ = ["as_norm_matrix", "as_norm_pairs", "cohort_statistics"]
-
-
-def _unit_rows(embeddings: ArrayLike, name: str) -> np.ndarray:
-    """Validate an embedding matrix [n, dim] and scale each row to unit L2 norm."""
-    matrix = np.asarray(embeddings, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise DataError(f"{name} embeddings must be a 2-D array [n, dim], got shape {matrix.shape}")
-    if matrix.shape[0] == 0:
-        raise DataError(f"{name} embeddings are empty")
-    if not np.all(np.isfinite(matrix)):
-        raise DataError(f"{name} embeddings contain NaN or infinite values")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    n_zero = int(np.count_nonzero(norms == 0))
-    if n_zero:
-        raise DataError(f"{n_zero} {name} embeddings are all zeros: cosine score undefined")
-    return matrix / norms
 
 
 def _check_top_n(top_n: int, n_cohort: int) -> None:
@@ -88,8 +73,8 @@ def cohort_statistics(
     Returns:
         ``(mean, std)``, float64 [n] each.
     """
-    unit = _unit_rows(embeddings, "input")
-    cohort_unit = _unit_rows(cohort, "cohort")
+    unit = unit_rows(embeddings, "input")
+    cohort_unit = unit_rows(cohort, "cohort")
     _check_dims(("input", unit), ("cohort", cohort_unit))
     _check_top_n(top_n, cohort_unit.shape[0])
     return _top_n_statistics(unit, cohort_unit, top_n)
@@ -108,9 +93,9 @@ def as_norm_matrix(enroll: ArrayLike, test: ArrayLike, cohort: ArrayLike, top_n:
         float64 [n_enroll, n_test]; entry ``[i, j]`` is the normalised score of ``enroll[i]``
         against ``test[j]``. Swapping ``enroll`` and ``test`` transposes the result.
     """
-    enroll_unit = _unit_rows(enroll, "enroll")
-    test_unit = _unit_rows(test, "test")
-    cohort_unit = _unit_rows(cohort, "cohort")
+    enroll_unit = unit_rows(enroll, "enroll")
+    test_unit = unit_rows(test, "test")
+    cohort_unit = unit_rows(cohort, "cohort")
     _check_dims(("enroll", enroll_unit), ("test", test_unit), ("cohort", cohort_unit))
     _check_top_n(top_n, cohort_unit.shape[0])
     enroll_mean, enroll_std = _top_n_statistics(enroll_unit, cohort_unit, top_n)
@@ -140,9 +125,9 @@ def as_norm_pairs(
     Returns:
         float64 [n_pairs], equal to ``as_norm_matrix(...)[pairs[:, 0], pairs[:, 1]]``.
     """
-    enroll_unit = _unit_rows(enroll, "enroll")
-    test_unit = _unit_rows(test, "test")
-    cohort_unit = _unit_rows(cohort, "cohort")
+    enroll_unit = unit_rows(enroll, "enroll")
+    test_unit = unit_rows(test, "test")
+    cohort_unit = unit_rows(cohort, "cohort")
     _check_dims(("enroll", enroll_unit), ("test", test_unit), ("cohort", cohort_unit))
     _check_top_n(top_n, cohort_unit.shape[0])
     pair_array = np.asarray(pairs)

@@ -7,6 +7,7 @@ overrides (in that order). An unknown key or a value of the wrong type is a
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, fields
@@ -16,9 +17,43 @@ from typing import Any
 import yaml
 
 from cryprint.errors import ConfigError
+from cryprint.models.folder import DEFAULT_HUB_MODEL
 
 METHODS = ("triplet", "aam")
 SELECT_BY = ("loss", "eer")
+
+
+# One line of help per option: shown by `cryprint train --help` and checked to cover every field.
+FIELD_HELP = {
+    "data": "a CryCeleb-layout data directory",
+    "run": "the run folder to write (runs/NAME)",
+    "method": "triplet (batch-hard triplet loss) or aam (the AAM-softmax baseline)",
+    "init": "initial weights: a hub model id, a model folder, an embedding_model.ckpt file, "
+    "or 'random'",
+    "channels": "ECAPA width C (C×4 blocks, 3C last) for --init random or a bare checkpoint; "
+    "default the VoxCeleb model's 1024",
+    "epochs": "training epochs",
+    "seed": "random seed (0 to 2^32-1): the same seed gives the same batches and weights",
+    "batch_babies": "P: babies per batch",
+    "crops_per_baby": "K: crops per baby in a batch",
+    "crop_min_seconds": "shortest training crop, seconds",
+    "crop_max_seconds": "longest training crop, seconds",
+    "validation_fraction": "share of the train split's babies held out for validation",
+    "learning_rate": "Adam learning rate (default 1e-3 for triplet, 1e-4 for aam)",
+    "margin": "triplet margin, on distances between unit vectors (0 to 2)",
+    "aam_margin": "AAM-softmax additive angular margin, radians",
+    "aam_scale": "AAM-softmax logit scale",
+    "plateau_factor": "learning-rate factor when the validation loss plateaus",
+    "plateau_patience": "epochs without improvement before the learning rate drops",
+    "keep_best": "checkpoints kept besides the latest",
+    "select_by": "how the best epoch is chosen: validation loss or validation EER",
+    "validation_batches": "validation crop batches for the validation loss",
+    "device": "auto (a GPU when there is one), cpu, cuda, cuda:N",
+    "amp": "bfloat16 mixed precision (CUDA only)",
+    "compile": "torch.compile (CUDA only)",
+}
+MAX_SEED = 2**32 - 1
+MAX_CHANNELS = 4096
 
 
 @dataclass(frozen=True)
@@ -32,9 +67,8 @@ class TrainConfig:
     data: str = ""
     run: str = ""
     method: str = "triplet"
-    init: str = "speechbrain/spkrec-ecapa-voxceleb"
-    # ECAPA width for --init random or a bare checkpoint; None = VoxCeleb's 1024 (a folder or hub
-    # model brings its own architecture).
+    init: str = DEFAULT_HUB_MODEL
+    # None = VoxCeleb's 1024 (a folder or hub model brings its own architecture).
     channels: int | None = None
     epochs: int = 40
     seed: int = 0
@@ -58,35 +92,44 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        checks = [
+        for name, value in asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"invalid training config: {name} must be finite, got {value}")
+        for ok, message in self._checks():
+            if not ok:
+                raise ConfigError(f"invalid training config: {message}")
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.select_by in SELECT_BY, f"select_by must be one of {', '.join(SELECT_BY)}"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_babies >= 2, "batch_babies (P) must be >= 2"),
-            (self.crops_per_baby >= 2, "crops_per_baby (K) must be >= 2"),
+            (1 <= self.epochs <= 100_000, "epochs must be in [1, 100000]"),
+            (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]"),
+            (2 <= self.batch_babies <= 100_000, "batch_babies (P) must be in [2, 100000]"),
+            (2 <= self.crops_per_baby <= 1000, "crops_per_baby (K) must be in [2, 1000]"),
             (
-                0 < self.crop_min_seconds <= self.crop_max_seconds,
-                "need 0 < crop_min_seconds <= crop_max_seconds",
+                0 < self.crop_min_seconds <= self.crop_max_seconds <= 600,
+                "need 0 < crop_min_seconds <= crop_max_seconds <= 600",
             ),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.learning_rate is None or self.learning_rate > 0, "learning_rate must be > 0"),
-            (self.margin > 0, "margin must be > 0"),
+            (0 < self.margin <= 4, "margin must be in (0, 4]"),
+            (0 <= self.aam_margin < math.pi / 2, "aam_margin must be in [0, pi/2) radians"),
+            (self.aam_scale > 0, "aam_scale must be > 0"),
             (0 < self.plateau_factor < 1, "plateau_factor must be in (0, 1)"),
             (self.plateau_patience >= 0, "plateau_patience must be >= 0"),
             (self.keep_best >= 1, "keep_best must be >= 1"),
             (self.validation_batches >= 1, "validation_batches must be >= 1"),
             (
-                self.channels is None or (self.channels > 0 and self.channels % 8 == 0),
-                "channels must be a positive multiple of 8",
+                self.channels is None
+                or (0 < self.channels <= MAX_CHANNELS and self.channels % 8 == 0),
+                f"channels must be a positive multiple of 8, at most {MAX_CHANNELS}",
             ),
             (
                 self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
                 "device must be auto, cpu, cuda[:N] or mps",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid training config: {message}")
 
     @property
     def lr(self) -> float:

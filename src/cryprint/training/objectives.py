@@ -37,13 +37,28 @@ class TripletObjective(torch.nn.Module):
         self.loss = loss
         self.miner = miner
 
+    @property
+    def loss_scale(self) -> float:
+        """pytorch-metric-learning's DistributedLossWrapper multiplies its loss by the world size
+        (to undo DDP's gradient averaging); divide logged losses by this."""
+        wrapped = isinstance(self.loss, pml_distributed.DistributedLossWrapper)
+        if wrapped and torch.distributed.is_available() and torch.distributed.is_initialized():
+            return float(torch.distributed.get_world_size())
+        return 1.0
+
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         triplets = self.miner(embeddings, labels)
         return self.loss(embeddings, labels, triplets)
 
 
 class ClassifierObjective(torch.nn.Module):
-    """A classification head and its loss (the AAM-softmax baseline)."""
+    """A classification head and its loss (the AAM-softmax baseline).
+
+    Its loss is a mean over this process's examples; under DDP the gradients are averaged by DDP
+    itself, so nothing is wrapped and the logged loss is the loss (``loss_scale`` 1).
+    """
+
+    loss_scale = 1.0
 
     def __init__(self, head: torch.nn.Module, loss: torch.nn.Module) -> None:
         super().__init__()
@@ -55,8 +70,13 @@ class ClassifierObjective(torch.nn.Module):
         return self.loss(logits, labels.unsqueeze(1))
 
 
-def build_triplet(margin: float = 1.0, distributed: bool = False, **_: object) -> TripletObjective:
-    """Triplet margin loss + batch-hard miner sharing one Euclidean distance on the unit sphere."""
+def build_triplet(margin: float, distributed: bool) -> TripletObjective:
+    """Triplet margin loss + batch-hard miner sharing one Euclidean distance on the unit sphere.
+
+    Args:
+        margin: the triplet margin (on distances in [0, 2]).
+        distributed: mine hard triplets across all DDP processes (pml's distributed wrappers).
+    """
     distance = distances.LpDistance(normalize_embeddings=True, p=2)
     loss: torch.nn.Module = losses.TripletMarginLoss(margin=margin, distance=distance)
     miner: torch.nn.Module = miners.BatchHardMiner(distance=distance)
@@ -67,28 +87,48 @@ def build_triplet(margin: float = 1.0, distributed: bool = False, **_: object) -
 
 
 def build_aam(
-    num_classes: int,
-    embedding_dim: int,
-    aam_margin: float = 0.2,
-    aam_scale: float = 30.0,
-    **_: object,
+    num_classes: int, embedding_dim: int, margin: float, scale: float
 ) -> ClassifierObjective:
-    """SpeechBrain's Classifier head + AdditiveAngularMargin, the official baseline's recipe."""
+    """SpeechBrain's Classifier head + AdditiveAngularMargin, the official baseline's recipe.
+
+    Args:
+        num_classes: training babies (one class each).
+        embedding_dim: the embedder's output size.
+        margin, scale: the additive angular margin (radians) and the logit scale.
+    """
     head = Classifier(input_size=embedding_dim, out_neurons=num_classes)
-    loss = LogSoftmaxWrapper(AdditiveAngularMargin(margin=aam_margin, scale=aam_scale))
+    loss = LogSoftmaxWrapper(AdditiveAngularMargin(margin=margin, scale=scale))
     return ClassifierObjective(head, loss)
 
 
-OBJECTIVES: dict[str, Callable[..., torch.nn.Module]] = {"triplet": build_triplet, "aam": build_aam}
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """Everything any objective is built from; each builder takes the fields it needs."""
+
+    num_classes: int
+    embedding_dim: int
+    margin: float = 1.0
+    aam_margin: float = 0.2
+    aam_scale: float = 30.0
+    distributed: bool = False
 
 
-def build_objective(method: str, **options: object) -> torch.nn.Module:
+OBJECTIVES: dict[str, Callable[[ObjectiveOptions], torch.nn.Module]] = {
+    "triplet": lambda options: build_triplet(options.margin, options.distributed),
+    # A per-example classification loss needs no cross-process wrapper (see ClassifierObjective).
+    "aam": lambda options: build_aam(
+        options.num_classes, options.embedding_dim, options.aam_margin, options.aam_scale
+    ),
+}
+
+
+def build_objective(method: str, options: ObjectiveOptions) -> torch.nn.Module:
     """The objective called ``method`` (see :data:`OBJECTIVES`)."""
     try:
         builder = OBJECTIVES[method]
     except KeyError:
         raise ConfigError(f"unknown method '{method}'; valid: {', '.join(OBJECTIVES)}") from None
-    return builder(**options)
+    return builder(options)
 
 
 @dataclass(frozen=True)

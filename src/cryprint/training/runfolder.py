@@ -17,7 +17,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cryprint.io import atomic_write_text
+from cryprint.errors import ConfigError
+from cryprint.io import atomic_write_text, remove_stale_temporaries
+from cryprint.training.checkpoints import INDEX_NAME
+from cryprint.training.config import TrainConfig, make_config
+
+# Options that may change when a run is resumed; anything else must match the saved config.
+RESUMABLE_OVERRIDES = ("epochs", "device", "amp", "compile")
 
 PACKAGES = (
     "cryprint",
@@ -82,3 +88,91 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def _differing_keys(current: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    # "run" is where the folder is now: a run folder moved or copied elsewhere resumes there.
+    return [
+        key
+        for key, value in current.items()
+        if key not in (*RESUMABLE_OVERRIDES, "run") and key in saved and saved[key] != value
+    ]
+
+
+def _refuse_changes(changed: list[str], where: str) -> None:
+    if changed:
+        raise ConfigError(
+            f"--resume: options differ from {where} ({', '.join(changed)}); "
+            f"only {', '.join(RESUMABLE_OVERRIDES)} may change"
+        )
+
+
+def saved_config(run: Path) -> TrainConfig | None:
+    """The validated ``config.yaml`` of a run folder, or None when it has none.
+
+    Raises:
+        ConfigError: the file is unreadable, not YAML, or not a valid config.
+    """
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        return None
+    return make_config(yaml_file=path)
+
+
+def check_new_or_resumed(config: TrainConfig, run: Path, resume: bool) -> None:
+    """A new run needs a folder without checkpoints; a resumed one the options it was started
+    with (only :data:`RESUMABLE_OVERRIDES` may change).
+
+    Raises:
+        ConfigError: naming the options that differ, or saying to pass --resume.
+    """
+    if not resume:
+        if (run / "checkpoints" / INDEX_NAME).is_file():
+            raise ConfigError(
+                f"{run} already holds a training run; pass --resume to continue it "
+                "or choose another --run"
+            )
+        return
+    saved = saved_config(run)
+    if saved is not None:
+        _refuse_changes(_differing_keys(config.to_dict(), saved.to_dict()), "the run's config.yaml")
+
+
+def check_same_run(config: TrainConfig, saved: Any, where: str) -> None:
+    """Compare ``config`` with the config dict a checkpoint recorded (``where`` names it); a
+    checkpoint without one is accepted as it is."""
+    if isinstance(saved, dict):
+        _refuse_changes(_differing_keys(config.to_dict(), saved), where)
+
+
+def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
+    """The config to resume ``run`` with: its saved ``config.yaml``, with the given overrides
+    (None values ignored). Options other than :data:`RESUMABLE_OVERRIDES` must equal the saved
+    ones, so ``cryprint train --run R --resume`` needs nothing else.
+
+    Raises:
+        ConfigError: no config.yaml in ``run``, or an override that changes the run.
+    """
+    saved = saved_config(run)
+    if saved is None:
+        raise ConfigError(
+            f"{run}: no config.yaml to resume from; give the run's options again "
+            "(--data and the rest) or start a new run"
+        )
+    given = {key: value for key, value in overrides.items() if value is not None}
+    merged = make_config({**saved.to_dict(), **given, "run": str(run)})
+    _refuse_changes(_differing_keys(merged.to_dict(), saved.to_dict()), "the run's config.yaml")
+    return merged
+
+
+def remove_interrupted_writes(run: Path) -> list[Path]:
+    """Temporary files of atomic writes a killed run could not remove (a checkpoint's is as
+    large as the checkpoint): ours alone, named after the files a run writes."""
+    removed = []
+    for folder, targets in (
+        (run, ("environment.json", "config.yaml", "metrics.csv")),
+        (run / "checkpoints", ("epoch-*.ckpt", INDEX_NAME)),
+        (run / "best", ("*",)),
+    ):
+        removed += remove_stale_temporaries(folder, targets)
+    return removed
