@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from cryprint.embedding import embed_waveforms
-from cryprint.scoring import cosine_matrix
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
+from cryprint.scoring import cosine_matrix
 
 
 def _model() -> CryEmbedder:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,10 +21,19 @@ from cryprint.memory import limit_heap_fragmentation
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cat` in the same place
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit does not fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _print_json(payload: object) -> None:
-    print(json.dumps(payload, indent=2, default=str))
+    # allow_nan=False: NaN or Infinity is not JSON; a non-finite number here is a bug to report.
+    print(json.dumps(payload, indent=2, default=str, allow_nan=False))
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -443,6 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cryprint {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`cryprint info --json | head`): stop quietly, as cat does.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as error:
         if args.debug:
             raise

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from cryprint.data.audio import SAMPLE_RATE
 from cryprint.data.batches import pad_batch
+from cryprint.errors import ModelError
 
 
 def embed_waveforms(
@@ -30,6 +31,7 @@ def embed_waveforms(
     max_batch_size: int = 1,
     max_batch_seconds: float = 600.0,
     progress: bool = False,
+    names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Embed each waveform.
 
@@ -41,9 +43,13 @@ def embed_waveforms(
             more: padded batches of similar lengths, see the module docstring).
         max_batch_seconds: at most this much padded audio per forward pass (bounds memory).
         progress: show a progress bar.
+        names: what each waveform is, for the error message.
 
     Returns:
         float32 [len(waveforms), dim], row i for waveforms[i].
+
+    Raises:
+        ModelError: the model gave a NaN or infinite embedding (broken weights).
     """
     order = np.argsort([-len(w) for w in waveforms], kind="stable")
     batches: list[list[int]] = []
@@ -71,5 +77,11 @@ def embed_waveforms(
         model.train(was_training)
     if result is None:
         return np.zeros((0, 0), dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(result).all(axis=1))
+    if len(bad):
+        named = [names[i] if names is not None else f"#{i}" for i in bad[:5]]
+        raise ModelError(
+            f"the model gave NaN/inf embeddings for {len(bad)} recording(s) ({', '.join(named)}); "
+            "its weights are broken"
+        )
     return result
-

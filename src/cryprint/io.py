@@ -217,6 +217,8 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[None]:
             the folder cannot be created or opened.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} exists and is not a folder; give a folder's path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -1,6 +1,7 @@
 """Fixtures for the evaluation tests: tiny seeded models and corpora derived from
 ``small_corpus`` without copying its audio (the shared corpus must not be modified)."""
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +35,12 @@ def model_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
-    """``small_corpus``'s CSVs, copied so a test may edit them, with ``audio`` a link to the
-    shared (read-only) audio."""
+    """``small_corpus``'s CSVs, copied so a test may edit them, and its audio hard-linked (no
+    copy; a symbolic link out of the data folder would be refused). A test that changes an
+    audio file must unlink it first: writing through a hard link changes the shared corpus."""
     dest = tmp_path / "corpus"
     dest.mkdir()
     for name in CSV_NAMES:
         shutil.copyfile(small_corpus / name, dest / name)
-    (dest / "audio").symlink_to(small_corpus / "audio", target_is_directory=True)
+    shutil.copytree(small_corpus / "audio", dest / "audio", copy_function=os.link)
     return dest

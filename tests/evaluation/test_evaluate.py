@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from cryprint.errors import OutputError
+from cryprint.evaluation import evaluate as evaluate_module
 from cryprint.evaluation.embed import model_identity
 from cryprint.evaluation.evaluate import evaluate, format_table, output_names
+from cryprint.io import folder_lock
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
 from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
@@ -144,3 +146,45 @@ def test_a_failed_write_leaves_the_earlier_scores_intact(
     assert (out / "scores.csv").read_bytes() == before
     assert (out / "report.json").read_bytes() == report_before
     assert not [path.name for path in out.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_a_failed_evaluation_leaves_no_file_of_the_new_model(
+    small_corpus: Path, model_folder: Path, make_model, tmp_path: Path, monkeypatch
+) -> None:
+    # Issue #10 item 6: a second evaluation that failed on a full disk after writing its scores
+    # left the new model's scores.csv and embeddings beside the old model's report and figures.
+    out = tmp_path / "out"
+    evaluate([model_folder], small_corpus, "dev", out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    real_atomic_write = evaluate_module.atomic_write
+
+    def full_disk_at_the_figures(path, write):
+        if Path(path).name == "det_curve.png":  # after scores.csv and the embeddings
+            raise OutputError(f"{path}: no space left on the device")
+        return real_atomic_write(path, write)
+
+    monkeypatch.setattr(evaluate_module, "atomic_write", full_disk_at_the_figures)
+    with pytest.raises(OutputError, match="no space left"):
+        evaluate([make_model(5)], small_corpus, "dev", out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "out"]
+
+
+def test_evaluate_refuses_an_output_folder_it_did_not_write(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("precious")
+    with pytest.raises(OutputError, match="was not written by cryprint"):
+        evaluate([model_folder], small_corpus, "dev", out)
+    assert [path.name for path in out.iterdir()] == ["chapter1.tex"]
+
+
+def test_a_second_evaluation_into_the_same_folder_fails_at_once(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with folder_lock(out, "another evaluation"), pytest.raises(OutputError, match="is in use"):
+        evaluate([model_folder], small_corpus, "dev", out)

@@ -155,3 +155,36 @@ def test_calibration_needs_a_local_folder(small_corpus: Path, model_folder: Path
     for spec in ("random", str(model_folder / "embedding_model.ckpt"), "owner/model"):
         with pytest.raises(ModelError, match="cryprint export"):
             calibrate_model(spec, small_corpus)
+
+
+def test_silence_is_refused_not_called_the_same_baby(make_model, tmp_path: Path) -> None:
+    # Issue #10 item 7: two all-zero files were "same baby, score 1.0000".
+    silence = _write(tmp_path / "silence.wav", np.zeros(32000, dtype=np.float32))
+    hiss = _write(tmp_path / "dither.wav", np.full(32000, 1e-5, dtype=np.float32))
+    for path in (silence, hiss):
+        with pytest.raises(AudioError, match=rf"{path.name}: no cry found"):
+            verify(make_model(0), path, path, threshold=0.5)
+
+
+def test_a_silent_test_baby_stops_the_submission(
+    corpus_copy: Path, make_model, tmp_path: Path
+) -> None:
+    from cryprint.evaluation.submit import write_submission
+
+    test_babies = sorted((corpus_copy / "audio" / "test").iterdir())
+    silent = test_babies[0]
+    for wav in sorted(silent.glob("*/*.wav")):
+        samples = len(soundfile.read(wav)[0])
+        wav.unlink()  # a hard link to the shared corpus: never write through it
+        soundfile.write(wav, np.zeros(samples, dtype=np.float32), 16000)
+    babies = [silent.name]
+    with pytest.raises(AudioError, match=rf"recording {babies[0]}B.*no cry found"):
+        write_submission(make_model(0), corpus_copy, tmp_path / "submission.csv")
+    assert not (tmp_path / "submission.csv").exists()
+
+
+def test_a_threshold_file_without_model_id_is_not_trusted(model_folder: Path) -> None:
+    # Issue #10 item 13: an evaluation.json without a model_id was trusted.
+    (model_folder / "evaluation.json").write_text(json.dumps({"threshold": 0.1}))
+    with pytest.raises(ModelError, match="other weights"):
+        verify(model_folder, "a.wav", "b.wav")

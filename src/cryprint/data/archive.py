@@ -9,7 +9,6 @@ unpacks CryCeleb2023's ``audio.zip`` with it.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import shutil
 import stat
@@ -88,30 +87,12 @@ def _checked_members(
     members = []
     seen: set[PurePosixPath] = set()
     for info in archive.infolist():
-        name = info.filename
-        relative = PurePosixPath(name)
-        refuse = functools.partial(_refusal, zip_path, name)
-        if "\\" in name:
-            raise refuse("backslash in the path (a Windows path separator)")
-        if ":" in name:
-            raise refuse("':' in the path (a drive letter or stream name)")
-        if relative.is_absolute():
-            raise refuse("absolute path")
-        if ".." in relative.parts:
-            raise refuse("'..' in the path")
-        if not relative.parts:
-            raise refuse("empty path")
-        if relative.parts[0] in reserved:
-            raise refuse("name reserved for unpacking")
-        file_type = stat.S_IFMT(info.external_attr >> 16)
-        if stat.S_ISLNK(file_type):
-            raise refuse("symbolic link")
-        if file_type and not (stat.S_ISREG(file_type) or stat.S_ISDIR(file_type)):
-            raise refuse("not a regular file or directory")
-        if info.flag_bits & 0x1:
-            raise refuse("encrypted")
-        if relative in seen:
-            raise refuse("listed twice")
+        relative = PurePosixPath(info.filename)
+        why = _unsafe_entry(info, relative, reserved) or (
+            "listed twice" if relative in seen else None
+        )
+        if why is not None:
+            raise _refusal(zip_path, info.filename, why)
         seen.add(relative)
         members.append((info, relative))
     directories = {parent for _, relative in members for parent in relative.parents}
@@ -121,6 +102,27 @@ def _checked_members(
                 zip_path, info.filename, "a file and also the directory of other entries"
             )
     return members
+
+
+def _unsafe_entry(info: zipfile.ZipInfo, relative: PurePosixPath, reserved: set[str]) -> str | None:
+    """Why an entry may not be unpacked, or None when it is safe."""
+    name = info.filename
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    checks = (
+        ("\\" in name, "backslash in the path (a Windows path separator)"),
+        (":" in name, "':' in the path (a drive letter or stream name)"),
+        (relative.is_absolute(), "absolute path"),
+        (".." in relative.parts, "'..' in the path"),
+        (not relative.parts, "empty path"),
+        (bool(relative.parts) and relative.parts[0] in reserved, "name reserved for unpacking"),
+        (stat.S_ISLNK(file_type), "symbolic link"),
+        (
+            bool(file_type) and not (stat.S_ISREG(file_type) or stat.S_ISDIR(file_type)),
+            "not a regular file or directory",
+        ),
+        (bool(info.flag_bits & 0x1), "encrypted"),
+    )
+    return next((why for unsafe, why in checks if unsafe), None)
 
 
 def _refusal(zip_path: Path, name: str, why: str) -> DataError:

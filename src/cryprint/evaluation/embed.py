@@ -27,11 +27,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cryprint.data.audio import MIN_SECONDS, check_duration
+from cryprint.data.activity import check_cry
+from cryprint.data.audio import check_duration
 from cryprint.data.corpus import Corpus, recordings
 from cryprint.data.layout import SPLITS, read_metadata
 from cryprint.embedding import embed_waveforms
-from cryprint.errors import DataError, ModelError
+from cryprint.errors import DataError
 from cryprint.io import atomic_write
 from cryprint.models.device import resolve_device
 from cryprint.models.ecapa import CryEmbedder
@@ -71,6 +72,8 @@ class RecordingEmbeddings:
             )
         if len(set(self.keys)) != len(self.keys):
             raise DataError("recording keys are not unique")
+        if not np.isfinite(self.embeddings).all():
+            raise DataError("embeddings hold NaN or infinite values")
 
     @property
     def dim(self) -> int:
@@ -168,11 +171,10 @@ def embed_split(
     corpus = Corpus(root, splits=(split,), progress=progress)
     items = recordings(corpus, split)
     for item in items:
-        if item.seconds < MIN_SECONDS:
-            check_duration(
-                item.waveform(),
-                f"recording {item.key} of the {split} split ({len(item.segments)} segment(s))",
-            )
+        name = f"recording {item.key} of the {split} split ({len(item.segments)} segment(s))"
+        waveform = item.waveform()
+        check_duration(waveform, name)
+        check_cry(waveform, name)
     embedder = embedder_of(model)
     device = resolve_device(device)
     embedder.to(device)
@@ -182,15 +184,17 @@ def embed_split(
     with tqdm(total=len(items), desc=f"embedding {split}", disable=not progress) as bar:
         for start in range(0, len(order), _RECORDINGS_PER_CHUNK):
             chunk = order[start : start + _RECORDINGS_PER_CHUNK]
-            result = embed_waveforms(embedder, [items[i].waveform() for i in chunk], device)
+            result = embed_waveforms(
+                embedder,
+                [items[i].waveform() for i in chunk],
+                device,
+                names=[items[i].key for i in chunk],
+            )
             if embeddings is None:
                 embeddings = np.zeros((len(items), result.shape[1]), dtype=np.float32)
             embeddings[chunk] = result
             bar.update(len(chunk))
     assert embeddings is not None  # split_keys guarantees at least one recording
-    if not np.isfinite(embeddings).all():
-        bad = [items[i].key for i in np.flatnonzero(~np.isfinite(embeddings).all(axis=1))]
-        raise ModelError(f"the model gave NaN/inf embeddings for recording(s) {', '.join(bad[:5])}")
     result_keys = [item.key for item in items]
     if result_keys != keys:  # both are sorted by (baby_id, period): a mismatch is a bug
         raise DataError(f"recordings of the {split} split changed while reading them")

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from cryprint.data.layout import read_pairs, read_sample_submission
-from cryprint.errors import DataError, OutputError
+from cryprint.errors import DataError
 from cryprint.evaluation.embed import embed_split, model_identity
 from cryprint.evaluation.evaluate import ModelSpec, as_loaded
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
-from cryprint.io import atomic_write_text
+from cryprint.io import atomic_write_text, writable_target
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ def write_submission(
             finite; nothing is written then. OutputError: ``out`` cannot be written.
     """
     root, out = Path(root), Path(out)
-    if out.is_dir():
-        raise OutputError(f"{out} is a folder; give the submission file's path")
+    writable_target(out)  # a folder, device or FIFO at ``out`` fails now, before any work
     sample = read_sample_submission(root)
     pairs = read_pairs(root, "test")
     pair_ids = set(pairs["id"])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from cryprint.data.activity import check_cry
 from cryprint.data.audio import check_duration, read_audio
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError, ConfigError, ModelError
@@ -85,6 +86,7 @@ def read_recording(path: Path | str) -> np.ndarray:
     else:
         raise AudioError(f"{path}: no such audio file or folder")
     check_duration(waveform, name)
+    check_cry(waveform, name)
     return waveform
 
 
@@ -112,7 +114,7 @@ def stored_threshold(model: LoadedModel) -> tuple[float, str]:
         raise ModelError(f"{path}: unreadable ({error}); {advice}") from error
     if not isinstance(record, dict) or "threshold" not in record:
         raise ConfigError(f"{path} holds no dev threshold: {advice}")
-    if record.get("model_id", model_identity(model)) != model_identity(model):
+    if record.get("model_id") != model_identity(model):
         raise ModelError(
             f"{path} was computed for other weights (the model changed since): {advice}"
         )

@@ -145,6 +145,39 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def _to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    return None
+
+
+def _to_number(kind: type) -> Any:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int) or (kind is float and isinstance(value, float)):
+            return kind(value)
+        if isinstance(value, str):
+            try:
+                return kind(value)
+            except ValueError:
+                return None
+        return None
+
+    return convert
+
+
+# Each converter returns the value as the field's type, or None when it cannot.
+_CONVERTERS = {
+    bool: _to_bool,
+    int: _to_number(int),
+    float: _to_number(float),
+    str: lambda value: str(value) if isinstance(value, str | Path) else None,
+}
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     """Check/convert one value to the field's type (int, float, bool, str, or X | None)."""
     hint = annotation
@@ -157,30 +190,10 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if optional:
             return None
         raise ConfigError(f"config key '{name}' cannot be empty")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif hint is str and isinstance(value, str | Path):
-        return str(value)
-    raise ConfigError(f"config key '{name}': expected {hint.__name__}, got {value!r}")
+    converted = _CONVERTERS[hint](value)
+    if converted is None:
+        raise ConfigError(f"config key '{name}': expected {hint.__name__}, got {value!r}")
+    return converted
 
 
 def make_config(
