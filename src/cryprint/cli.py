@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ from cryprint.memory import limit_heap_fragmentation
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cat` in the same place
+# Errors of a path itself (too long, a loop of links, a file used as a folder), not of its content.
+BAD_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR})
 
 
 def _silence_stdout() -> None:
@@ -163,7 +166,7 @@ def _as_norm_option(args: argparse.Namespace) -> int | str | None:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from cryprint.evaluation.embed import embed_split
-    from cryprint.evaluation.evaluate import as_loaded
+    from cryprint.models.folder import as_loaded
 
     embeddings = embed_split(
         as_loaded(args.model),
@@ -447,25 +450,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_heap_fragmentation()
     try:
         return int(args.handler(args) or 0)
-    except CryprintError as error:
-        print(f"cryprint {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"cryprint {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except (CryprintError, KeyboardInterrupt, BrokenPipeError) as error:
+        return _expected_exit(args.command, error)
+    except OSError as error:
+        if error.errno not in BAD_PATH_ERRNOS or args.debug:
+            return _internal_error(args, error)
+        # A path from the command line the system cannot even look up: a bad command line.
+        print(
+            f"cryprint {args.command}: error: {error.filename}: {error.strerror}", file=sys.stderr
+        )
+        return ConfigError.exit_code
+    except Exception as error:
+        return _internal_error(args, error)
+
+
+def _expected_exit(command: str, error: BaseException) -> int:
+    if isinstance(error, BrokenPipeError):
         # The reader went away (`cryprint info --json | head`): stop quietly, as cat does.
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as error:
-        if args.debug:
-            raise
-        print(
-            f"cryprint {args.command}: internal error: {type(error).__name__}: {error}\n"
-            "(rerun with --debug for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    if isinstance(error, KeyboardInterrupt):
+        print(f"cryprint {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    assert isinstance(error, CryprintError)
+    print(f"cryprint {command}: error: {error}", file=sys.stderr)
+    return error.exit_code
+
+
+def _internal_error(args: argparse.Namespace, error: Exception) -> int:
+    if args.debug:
+        raise error
+    print(
+        f"cryprint {args.command}: internal error: {type(error).__name__}: {error}\n"
+        "(rerun with --debug for the traceback, and please report it)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

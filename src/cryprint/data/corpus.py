@@ -6,7 +6,7 @@ half of float32); every later crop or embedding slices these arrays instead of t
 Groupings:
 
 - :func:`recordings` — the verification unit: one (baby_id, period), its segments concatenated
-  in ``chronological_index`` order.
+  in ``chronological_index`` order (numeric when the indices are whole numbers).
 - :func:`unified_groups` — the triplet method's training unit: every recording of a baby, B and
   D together, under one label.
 - :func:`baseline_groups` — the official baseline's: babies with both periods, B recordings for
@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cryprint.data.audio import SAMPLE_RATE, read_audio, to_float32, to_int16
-from cryprint.data.layout import read_metadata
+from cryprint.data.layout import chronological_sort_key, read_metadata
 from cryprint.errors import DataError
 
 
@@ -98,14 +98,22 @@ class Corpus:
         return self.metadata[self.metadata["split"] == split]
 
 
+def recording_files(rows: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+    """``(baby_id, period, file names in chronological order)`` of each recording among metadata
+    ``rows``, sorted by baby then period — what :func:`recordings` joins, without reading audio."""
+    result = []
+    for (baby_id, period), group in rows.groupby(["baby_id", "period"], sort=True):
+        group = group.sort_values("chronological_index", key=chronological_sort_key, kind="stable")
+        result.append((str(baby_id), str(period), list(group["file_name"])))
+    return result
+
+
 def recordings(corpus: Corpus, split: str) -> list[Recording]:
     """One :class:`Recording` per (baby_id, period) of ``split``, sorted by baby then period."""
-    result = []
-    for (baby_id, period), rows in corpus.rows(split).groupby(["baby_id", "period"], sort=True):
-        rows = rows.sort_values("chronological_index")
-        segments = tuple(corpus.segment(name) for name in rows["file_name"])
-        result.append(Recording(str(baby_id), str(period), split, segments))
-    return result
+    return [
+        Recording(baby_id, period, split, tuple(corpus.segment(name) for name in names))
+        for baby_id, period, names in recording_files(corpus.rows(split))
+    ]
 
 
 def unified_groups(items: list[Recording]) -> dict[str, list[Recording]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ def summarize(root: Path | str, check_files: bool = True) -> dict:
     duration min / quartiles / max in seconds, from ``metadata.csv`` alone (no audio is read).
 
     Returns:
-        ``{"root": str, "splits": {split: {...}}, "total": {...}}``, JSON-ready.
+        ``{"root": str, "splits": {split: {...}, "total": {...}}}``, JSON-ready: a sum or mean
+        too large for a float (absurd durations) is None, never inf.
     """
     metadata = read_metadata(root, check_files=check_files)
     splits = {}
@@ -27,24 +29,39 @@ def summarize(root: Path | str, check_files: bool = True) -> dict:
     return {"root": str(root), "splits": splits}
 
 
+def _finite(value: float) -> float | None:
+    """``value`` as a float, or None when it is inf or NaN (which JSON cannot hold)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def _split_row(rows: pd.DataFrame) -> dict:
     periods = rows.groupby("baby_id")["period"].agg(lambda p: "".join(sorted(set(p))))
     durations = rows["duration"].to_numpy()
-    quartiles = np.percentile(durations, [25, 50, 75])
+    # Every duration is finite (read_metadata checks), but absurd ones can overflow a sum or a
+    # mean; those are reported as None (JSON null, "n/a" in the table), never as Infinity.
+    with np.errstate(over="ignore", invalid="ignore"):
+        quartiles = np.percentile(durations, [25, 50, 75])
+        hours = durations.sum() / 3600
+        mean = durations.mean()
     return {
         "babies": len(periods),
         "both": int((periods == "BD").sum()),
         "only_B": int((periods == "B").sum()),
         "only_D": int((periods == "D").sum()),
         "files": len(rows),
-        "hours": float(durations.sum() / 3600),
-        "duration_mean": float(durations.mean()),
-        "duration_min": float(durations.min()),
-        "duration_q1": float(quartiles[0]),
-        "duration_median": float(quartiles[1]),
-        "duration_q3": float(quartiles[2]),
-        "duration_max": float(durations.max()),
+        "hours": _finite(hours),
+        "duration_mean": _finite(mean),
+        "duration_min": _finite(durations.min()),
+        "duration_q1": _finite(quartiles[0]),
+        "duration_median": _finite(quartiles[1]),
+        "duration_q3": _finite(quartiles[2]),
+        "duration_max": _finite(durations.max()),
     }
+
+
+def _number(value: float | None, width: int = 0) -> str:
+    return f"{'n/a' if value is None else format(value, '.2f'):>{width}}"
 
 
 def format_summary(summary: dict) -> str:
@@ -55,10 +72,13 @@ def format_summary(summary: dict) -> str:
     )
     lines = [f"CryCeleb-layout data in {summary['root']}", header, "-" * len(header)]
     for split, row in summary["splits"].items():
+        seconds = " / ".join(
+            _number(row[key])
+            for key in ("duration_min", "duration_q1", "duration_median", "duration_q3")
+        )
         lines.append(
             f"{split:<6} {row['babies']:>6} {row['both']:>5} {row['only_B']:>6} {row['only_D']:>6}"
-            f" {row['files']:>6} {row['hours']:>6.2f}  {row['duration_min']:.2f} /"
-            f" {row['duration_q1']:.2f} / {row['duration_median']:.2f} / {row['duration_q3']:.2f}"
-            f" / {row['duration_max']:.2f}"
+            f" {row['files']:>6} {_number(row['hours'], 6)}  {seconds}"
+            f" / {_number(row['duration_max'])}"
         )
     return "\n".join(lines)

@@ -40,7 +40,11 @@ PAIRS_FILES = {"dev": "dev_pairs.csv", "test": "test_pairs.csv"}
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """Read ``path`` with every column as a string and check ``columns`` are present."""
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name the system cannot look up (e.g. too long)
+        raise DataError(f"{path}: file not found ({error.strerror})") from error
+    if not found:
         raise DataError(f"{path}: file not found")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
@@ -93,6 +97,41 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+def _check_links_stay_inside(root: Path, path: Path, frame: pd.DataFrame) -> None:
+    """Every listed file, links followed, must lie inside the data directory.
+
+    A link in the data directory that leads out of it is refused like a ``..`` name. The one
+    exception is ``ROOT/audio`` itself: linking the whole audio folder to another disk is a
+    deliberate choice of the directory's owner, and files inside it are held to that folder.
+    """
+    bases = [root.resolve()]
+    audio = root / "audio"
+    if audio.is_symlink():
+        bases.append(audio.resolve())
+
+    def outside(name: str) -> bool:
+        real = (root / name).resolve()
+        return not any(real.is_relative_to(base) for base in bases)
+
+    escaping = frame["file_name"].map(outside)
+    if escaping.any():
+        name = frame["file_name"][escaping].iloc[0]
+        raise _bad_row(
+            path,
+            frame,
+            escaping,
+            f"{name} leads through a link to {(root / name).resolve()}, outside the data directory",
+        )
+
+
+def chronological_sort_key(index: pd.Series) -> pd.Series:
+    """Sort key for ``chronological_index``: numeric when every value is a whole number (so an
+    index written without zero-padding puts 2 before 10), the text itself otherwise."""
+    if index.str.fullmatch(r"\d+").all():
+        return index.astype(int)
+    return index
+
+
 def read_metadata(root: Path | str, check_files: bool = True) -> pd.DataFrame:
     """Read and validate ``ROOT/metadata.csv``.
 
@@ -102,10 +141,11 @@ def read_metadata(root: Path | str, check_files: bool = True) -> pd.DataFrame:
 
     Returns:
         The metadata with string columns, except ``duration`` as float seconds, sorted by
-        split, baby_id, period and chronological_index.
+        split, baby_id, period and chronological_index (see :func:`chronological_sort_key`).
 
     Raises:
-        DataError: naming the file and the first bad row.
+        DataError: naming the file and the first bad row; with ``check_files``, also a listed
+            file that is missing or, links followed, lies outside ``root``.
     """
     root = Path(root)
     path = root / "metadata.csv"
@@ -142,8 +182,13 @@ def read_metadata(root: Path | str, check_files: bool = True) -> pd.DataFrame:
             raise _bad_row(
                 path, frame, ~exists, f"audio file missing ({missing} of {len(frame)} missing)"
             )
-    return frame.sort_values(["split", "baby_id", "period", "chronological_index"]).reset_index(
-        drop=True
+        _check_links_stay_inside(root, path, frame)
+    order = chronological_sort_key(frame["chronological_index"])
+    return (
+        frame.assign(_order=order)
+        .sort_values(["split", "baby_id", "period", "_order"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
     )
 
 
@@ -152,7 +197,8 @@ def read_pairs(root: Path | str, split: str) -> pd.DataFrame:
     ``baby_id_D``. Returns string columns, plus ``label`` as int (0/1) when the file has labels.
 
     Raises:
-        DataError: unknown split, missing file/columns, duplicate ids, bad labels.
+        DataError: unknown split, missing file/columns, an id other than
+            ``{baby_id_B}B_{baby_id_D}D``, duplicate ids, bad labels.
     """
     if split not in PAIRS_FILES:
         raise DataError(
@@ -166,6 +212,18 @@ def read_pairs(root: Path | str, split: str) -> pd.DataFrame:
         empty = frame[column].str.strip() == ""
         if empty.any():
             raise _bad_row(path, frame, empty, f"empty '{column}'")
+    # The id names the trial (``0133B_0611D``: B of 0133 against D of 0611); an id that
+    # disagrees with its row would put one trial's score under another's name.
+    expected = frame["baby_id_B"] + "B_" + frame["baby_id_D"] + "D"
+    wrong_id = frame["id"] != expected
+    if wrong_id.any():
+        index = int(wrong_id.to_numpy().nonzero()[0][0])
+        raise _bad_row(
+            path,
+            frame,
+            wrong_id,
+            f"pair id must be '{{baby_id_B}}B_{{baby_id_D}}D', expected '{expected.iloc[index]}'",
+        )
     duplicated = frame["id"].duplicated()
     if duplicated.any():
         raise _bad_row(path, frame, duplicated, "pair id listed twice")

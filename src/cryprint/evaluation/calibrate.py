@@ -15,11 +15,9 @@ from pathlib import Path
 from cryprint.data.layout import read_pairs
 from cryprint.errors import DataError, ModelError
 from cryprint.evaluation.embed import embed_split
-from cryprint.evaluation.evaluate import ModelSpec, as_loaded
 from cryprint.evaluation.pairs import score_pairs
+from cryprint.models.folder import CALIBRATION_NAME, ModelSpec, as_loaded
 from cryprint.scoring import Calibration, fit_calibration, save_calibration
-
-CALIBRATION_NAME = "calibration.json"
 
 
 @dataclass(frozen=True)

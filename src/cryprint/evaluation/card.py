@@ -20,7 +20,13 @@ from cryprint.data.download import DATASET_REPO_ID
 from cryprint.data.synth import MARKER_NAME
 from cryprint.errors import ModelError
 from cryprint.io import atomic_write_text
-from cryprint.models.folder import CHECKPOINT_NAME, HPARAMS_NAME, INFO_NAME
+from cryprint.models.folder import (
+    CALIBRATION_NAME,
+    CHECKPOINT_NAME,
+    EVALUATION_NAME,
+    HPARAMS_NAME,
+    INFO_NAME,
+)
 
 CARD_NAME = "README.md"
 DATASET_LICENSE = "cc-by-nc-nd-4.0"
@@ -145,7 +151,7 @@ def _read_facts(folder: Path, name: str | None) -> _ModelFacts:
         folder=folder,
         name=name or _card_name(folder),
         info=info,
-        evaluation=_read_json(folder / "evaluation.json"),
+        evaluation=_read_json(folder / EVALUATION_NAME),
         trained=trained,
         training_data=training_data,
         provenance=provenance,
@@ -329,7 +335,7 @@ def _use_section(facts: _ModelFacts) -> list[str]:
         decision + "(SpeechBrain's own `verify_files` decision uses 0.25, which is not tuned for "
         "this model.)"
     )
-    if (facts.folder / "calibration.json").is_file():
+    if (facts.folder / CALIBRATION_NAME).is_file():
         lines += [
             "",
             "`calibration.json` maps a score to P(same baby) = sigmoid(a·score + b), fitted on "

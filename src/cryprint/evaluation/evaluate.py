@@ -48,32 +48,19 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.ecapa import CryEmbedder
-from cryprint.models.folder import LoadedModel, load_model
+from cryprint.models.folder import EVALUATION_NAME, LoadedModel, ModelSpec, as_loaded
 from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
 
 logger = logging.getLogger(__name__)
 
 C_MISS = 1.0
 C_FA = 1.0
-EVALUATION_NAME = "evaluation.json"
 # Every evaluation folder holds it (written last): the mark of a folder evaluate may replace.
 REPORT_NAME = "report.json"
 EER_DEFINITION = (
     "interpolated crossing of the FRR and FAR curves; threshold = the closest operating "
     "point, accept when score >= threshold"
 )
-
-ModelSpec = str | Path | LoadedModel | CryEmbedder
-
-
-def as_loaded(model: ModelSpec) -> LoadedModel:
-    """A :class:`LoadedModel` from a spec (folder, checkpoint, 'random', hub id), a loaded
-    model as is, or an in-memory embedder (kind ``memory``: no folder)."""
-    if isinstance(model, LoadedModel):
-        return model
-    if isinstance(model, CryEmbedder):
-        return LoadedModel(model, "in-memory model", "memory")
-    return load_model(model)
 
 
 def trial_metrics(

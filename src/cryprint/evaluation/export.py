@@ -19,17 +19,23 @@ from pathlib import Path
 
 from cryprint import __version__
 from cryprint.errors import ModelError, OutputError
-from cryprint.evaluation.calibrate import CALIBRATION_NAME
 from cryprint.evaluation.card import write_model_card
 from cryprint.evaluation.embed import model_identity
-from cryprint.evaluation.evaluate import EVALUATION_NAME, ModelSpec, as_loaded
 from cryprint.io import (
     atomic_write_text,
     check_replaceable_folder,
     replace_folder,
     staging_folder,
 )
-from cryprint.models.folder import INFO_NAME, LoadedModel, save_model_folder
+from cryprint.models.folder import (
+    CALIBRATION_NAME,
+    EVALUATION_NAME,
+    INFO_NAME,
+    LoadedModel,
+    ModelSpec,
+    as_loaded,
+    save_model_folder,
+)
 from cryprint.scoring import load_calibration
 
 EXPORT_MARKER = ".cryprint-export.json"

@@ -23,11 +23,15 @@ from cryprint.data.activity import check_cry
 from cryprint.data.audio import check_duration, read_audio
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError, ConfigError, ModelError
-from cryprint.evaluation.calibrate import CALIBRATION_NAME
 from cryprint.evaluation.embed import embedder_of, model_identity
-from cryprint.evaluation.evaluate import EVALUATION_NAME, ModelSpec, as_loaded
 from cryprint.models.device import resolve_device
-from cryprint.models.folder import LoadedModel
+from cryprint.models.folder import (
+    CALIBRATION_NAME,
+    EVALUATION_NAME,
+    LoadedModel,
+    ModelSpec,
+    as_loaded,
+)
 from cryprint.scoring import cosine_matrix, load_calibration
 
 # Suffixes of the formats libsndfile reads (wav, flac, ogg, mp3, aiff, ...) and common aliases.
@@ -65,7 +69,11 @@ def read_recording(path: Path | str) -> np.ndarray:
             less than 0.25 s of audio in all.
     """
     path = Path(path)
-    if path.is_dir():
+    try:
+        kind = "folder" if path.is_dir() else "file" if path.exists() else None
+    except OSError as error:  # a name too long to look up, a file used as a folder...
+        raise AudioError(f"{path}: cannot be read ({error.strerror})") from error
+    if kind == "folder":
         files = sorted(
             entry
             for entry in path.iterdir()
@@ -80,7 +88,7 @@ def read_recording(path: Path | str) -> np.ndarray:
             )
         waveform = np.concatenate([read_audio(file) for file in files])
         name = f"{path} ({len(files)} audio file(s))"
-    elif path.exists():
+    elif kind == "file":
         waveform = read_audio(path)
         name = str(path)
     else:

@@ -11,6 +11,8 @@ The submodules carry SpeechBrain's names (``compute_features``, ``mean_var_norm`
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -18,9 +20,21 @@ from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
 
+from cryprint.data.audio import MIN_SECONDS, SAMPLE_RATE
 from cryprint.errors import ModelError
 
 VOXCELEB_CHANNELS = (1024, 1024, 1024, 1024, 3072)
+# Fbank frames (10 ms hop, centred) of the shortest recording cryprint embeds.
+MIN_FEATURE_FRAMES = 1 + int(MIN_SECONDS * SAMPLE_RATE) // 160
+
+
+def _positive_integer(name: str, value: object) -> int:
+    """``value`` as an int, or a ModelError: a whole number above 0 (not a bool or a float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ModelError(f"{name}: {value!r} is not a whole number")
+    if value <= 0:
+        raise ModelError(f"{name} must be positive, got {value}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -35,16 +49,40 @@ class ModelConfig:
     embedding_dim: int = 192
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
-        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+        """Check the architecture is one ECAPA_TDNN can build and run on the shortest recording
+        cryprint accepts; anything else is a ModelError, never a crash inside SpeechBrain."""
+        for name in ("n_mels", "attention_channels", "embedding_dim"):
+            object.__setattr__(self, name, _positive_integer(name, getattr(self, name)))
+        for name in ("channels", "kernel_sizes", "dilations"):
+            values = getattr(self, name)
+            if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+                raise ModelError(f"ECAPA {name} must be a list of whole numbers, got {values!r}")
+            object.__setattr__(
+                self, name, tuple(_positive_integer(f"ECAPA {name}", value) for value in values)
+            )
         if not len(self.channels) == len(self.kernel_sizes) == len(self.dilations):
             raise ModelError("channels, kernel_sizes and dilations must have the same length")
+        # One TDNN block, 1 to 4 SE-Res2Net blocks, the aggregation layer: SpeechBrain's ECAPA
+        # gives the blocks 5 group settings, so more than 6 layers fail inside it.
+        if not 3 <= len(self.channels) <= 6:
+            raise ModelError(f"ECAPA needs 3 to 6 layers, got {len(self.channels)}")
         # SpeechBrain's Res2Net blocks split channels into 8 scales.
-        if any(c <= 0 or c % 8 for c in self.channels[:-1]):
+        if any(c % 8 for c in self.channels[:-1]):
             raise ModelError(f"ECAPA channels must be positive multiples of 8, got {self.channels}")
-        if self.n_mels <= 0 or self.embedding_dim <= 0 or self.attention_channels <= 0:
-            raise ModelError("n_mels, embedding_dim and attention_channels must be positive")
+        # The aggregation layer concatenates the SE-Res2Net outputs as (layers - 2) equal parts.
+        if len(set(self.channels[1:-1])) > 1:
+            raise ModelError(
+                f"ECAPA's SE-Res2Net blocks (channels[1:-1]) must have the same width, "
+                f"got {self.channels}"
+            )
+        # Convolutions pad by reflection, which needs the padding below the number of frames.
+        for kernel, dilation in zip(self.kernel_sizes, self.dilations, strict=True):
+            if dilation * (kernel - 1) // 2 >= MIN_FEATURE_FRAMES:
+                raise ModelError(
+                    f"ECAPA kernel {kernel} with dilation {dilation} is too wide for the "
+                    f"{MIN_FEATURE_FRAMES} feature frames of a {MIN_SECONDS} s recording "
+                    f"(dilation x (kernel - 1) / 2 must stay below {MIN_FEATURE_FRAMES})"
+                )
 
     @classmethod
     def small(cls, channels: int) -> ModelConfig:

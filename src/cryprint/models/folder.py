@@ -12,7 +12,9 @@ A model spec (``--model`` / ``--init``) is one of:
   ``HF_HUB_OFFLINE`` honoured).
 
 Weights are loaded with ``torch.load(weights_only=True)``: a pickle that would run code is
-refused. Every key must match; a mismatch names the keys.
+refused. Every key must match, checked against the architecture built on the meta device before
+any memory is allocated for it; a mismatch names the keys. A NaN or inf weight is refused,
+naming its tensor.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 import yaml
 
+from cryprint.data.audio import SAMPLE_RATE
 from cryprint.errors import HubError, ModelError
 from cryprint.io import atomic_save_torch, atomic_write_text
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
@@ -35,6 +37,9 @@ from cryprint.models.ecapa import CryEmbedder, ModelConfig
 CHECKPOINT_NAME = "embedding_model.ckpt"
 HPARAMS_NAME = "hyperparams.yaml"
 INFO_NAME = "cryprint.json"
+# Written into a model folder by `cryprint evaluate --split dev` and `cryprint calibrate`.
+EVALUATION_NAME = "evaluation.json"
+CALIBRATION_NAME = "calibration.json"
 DEFAULT_HUB_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
 
 
@@ -50,7 +55,7 @@ class LoadedModel:
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict with ``weights_only=True``; refuse anything else with a ModelError."""
-    if not path.is_file():
+    if _path_kind(path) != "file":
         raise ModelError(f"{path}: model weights not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -61,8 +66,10 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"{path}: refused — the file holds Python objects that would run code when loaded,"
             " not only weights. Load only weights you trust, saved as a plain state dict."
         ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ModelError(f"{path}: not a readable PyTorch weights file ({error})") from error
+    except Exception as error:  # torch's parser fails on arbitrary bytes with any exception
+        raise ModelError(
+            f"{path}: not a readable PyTorch weights file ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: expected a state dict of tensors")
     return state
@@ -83,9 +90,45 @@ def _pickle_imports_code(path: Path) -> bool:
         return False
 
 
+def _path_kind(path: Path) -> str | None:
+    """``"file"``, ``"folder"`` or None (nothing there), as a ModelError naming ``path`` when the
+    system cannot even look the name up (e.g. a component over 255 bytes: ENAMETOOLONG)."""
+    try:
+        if path.is_file():
+            return "file"
+        return "folder" if path.is_dir() else None
+    except OSError as error:
+        raise ModelError(f"{path}: no such model file or folder ({error.strerror})") from error
+
+
+def check_finite(state: dict[str, torch.Tensor], name: str) -> None:
+    """ModelError naming the first tensor of ``state`` that holds NaN or inf: such weights
+    would give every pair the score NaN."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                count = int((~finite).sum())
+                kind = "NaN" if bool(torch.isnan(tensor).any()) else "inf"
+                raise ModelError(
+                    f"{name}: weight tensor {key} holds {kind} ({count} non-finite value(s)); "
+                    "the model is damaged (diverged training?)"
+                )
+
+
 def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
-    """Copy ``state`` into ``module`` requiring every key and shape to match; name mismatches."""
-    expected = module.state_dict()
+    """Copy ``state`` into ``module`` requiring every key and shape to match and every weight to
+    be finite; name the mismatching keys or the first non-finite tensor."""
+    check_matches(module.state_dict(), state, name)
+    check_finite(state, name)
+    module.load_state_dict(state, strict=True)
+
+
+def check_matches(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], name: str
+) -> None:
+    """ModelError naming the keys of ``state`` that are missing, unexpected or of another shape
+    than in ``expected`` (a module's state dict, possibly on the meta device)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(
@@ -105,7 +148,23 @@ def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], name: 
             f"{name}: weights do not match the ECAPA architecture ({'; '.join(parts)}). "
             "Is --channels (or the folder's hyperparams.yaml) the model's real width?"
         )
-    module.load_state_dict(state, strict=True)
+
+
+def build_with_weights(
+    config: ModelConfig | None, state: dict[str, torch.Tensor], name: str
+) -> CryEmbedder:
+    """The embedder of ``config`` holding ``state``.
+
+    The architecture is first built on the meta device (no memory) and compared with the
+    weights, so a hyperparams.yaml that describes a huge model next to small weights is refused
+    before anything is allocated; weights that match take the memory they hold anyway.
+    """
+    with torch.device("meta"):
+        skeleton = CryEmbedder(config)
+    check_matches(skeleton.embedding_model.state_dict(), state, name)
+    model = CryEmbedder(config)
+    load_weights(model.embedding_model, state, name)
+    return model
 
 
 class _TagIgnoringLoader(yaml.SafeLoader):
@@ -141,16 +200,18 @@ def read_hparams_architecture(path: Path) -> ModelConfig:
 
     ecapa = {key: resolve(value) for key, value in hparams["embedding_model"].items()}
     defaults = ModelConfig()
+    # Values go to ModelConfig as written (no int() that would turn 2.5 into 2): it refuses
+    # anything ECAPA_TDNN cannot build.
     try:
         return ModelConfig(
-            n_mels=int(ecapa.get("input_size", hparams.get("n_mels", defaults.n_mels))),
-            channels=tuple(ecapa.get("channels", (512, 512, 512, 512, 1536))),
-            kernel_sizes=tuple(ecapa.get("kernel_sizes", defaults.kernel_sizes)),
-            dilations=tuple(ecapa.get("dilations", defaults.dilations)),
-            attention_channels=int(ecapa.get("attention_channels", defaults.attention_channels)),
-            embedding_dim=int(ecapa.get("lin_neurons", defaults.embedding_dim)),
+            n_mels=ecapa.get("input_size", hparams.get("n_mels", defaults.n_mels)),
+            channels=ecapa.get("channels", (512, 512, 512, 512, 1536)),
+            kernel_sizes=ecapa.get("kernel_sizes", defaults.kernel_sizes),
+            dilations=ecapa.get("dilations", defaults.dilations),
+            attention_channels=ecapa.get("attention_channels", defaults.attention_channels),
+            embedding_dim=ecapa.get("lin_neurons", defaults.embedding_dim),
         )
-    except (TypeError, ValueError) as error:
+    except (ModelError, TypeError, ValueError) as error:
         raise ModelError(f"{path}: cannot read the ECAPA architecture ({error})") from error
 
 
@@ -201,18 +262,24 @@ def load_model(spec: str | Path, config: ModelConfig | None = None) -> LoadedMod
     if spec_text == "random":
         return LoadedModel(CryEmbedder(config), "random", "random")
     path = Path(spec_text).expanduser()
-    if path.is_file():
-        model = CryEmbedder(config)
-        load_weights(model.embedding_model, load_state_dict(path), str(path))
+    kind = _path_kind(path)
+    if kind == "file":
+        model = build_with_weights(config, load_state_dict(path), str(path))
         return LoadedModel(model, str(path.resolve()), "checkpoint")
-    if path.is_dir():
+    if kind == "folder":
         return _load_folder(path, kind="folder")
     if path.suffix in {".ckpt", ".pt", ".pth"} or spec_text.startswith((".", "/", "~")):
         raise ModelError(f"{spec_text}: no such model file or folder")
+    not_a_model = f"{spec_text}: not a file, a folder, 'random', or a hub model id (owner/name)"
     if spec_text.count("/") != 1:
-        raise ModelError(
-            f"{spec_text}: not a file, a folder, 'random', or a hub model id (owner/name)"
-        )
+        raise ModelError(not_a_model)
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(spec_text)
+    except HFValidationError as error:
+        raise ModelError(f"{not_a_model}: {error}") from error
     folder = _fetch_from_hub(spec_text)
     loaded = _load_folder(folder, kind="hub")
     loaded.source = spec_text
@@ -221,14 +288,14 @@ def load_model(spec: str | Path, config: ModelConfig | None = None) -> LoadedMod
 
 def _load_folder(folder: Path, kind: str) -> LoadedModel:
     hparams, checkpoint = folder / HPARAMS_NAME, folder / CHECKPOINT_NAME
-    missing = [p.name for p in (hparams, checkpoint) if not p.is_file()]
+    missing = [p.name for p in (hparams, checkpoint) if _path_kind(p) != "file"]
     if missing:
         raise ModelError(
             f"{folder}: not a model folder — missing {', '.join(missing)} "
             f"(expected {HPARAMS_NAME} and {CHECKPOINT_NAME})"
         )
-    model = CryEmbedder(read_hparams_architecture(hparams))
-    load_weights(model.embedding_model, load_state_dict(checkpoint), str(checkpoint))
+    config = read_hparams_architecture(hparams)
+    model = build_with_weights(config, load_state_dict(checkpoint), str(checkpoint))
     return LoadedModel(model, str(folder.resolve()), kind, folder)
 
 
@@ -239,7 +306,7 @@ def hparams_yaml(config: ModelConfig) -> str:
 # Load with speechbrain.inference.speaker.SpeakerRecognition.from_hparams(source=THIS_FOLDER)
 # and call encode_batch(wavs, wav_lens) (normalize=False): the embeddings equal cryprint's.
 
-sample_rate: 16000
+sample_rate: {SAMPLE_RATE}
 n_mels: {config.n_mels}
 
 compute_features: !new:speechbrain.lobes.features.Fbank
@@ -285,3 +352,16 @@ def save_model_folder(model: CryEmbedder, folder: Path, info: dict | None = None
     payload = {"model": model.config.to_dict(), **(info or {})}
     atomic_write_text(folder / INFO_NAME, json.dumps(payload, indent=2) + "\n")
     return folder
+
+
+ModelSpec = str | Path | LoadedModel | CryEmbedder
+
+
+def as_loaded(model: ModelSpec) -> LoadedModel:
+    """A :class:`LoadedModel` from a spec (folder, checkpoint, 'random', hub id), a loaded
+    model as is, or an in-memory embedder (kind ``memory``: no folder)."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, CryEmbedder):
+        return LoadedModel(model, "in-memory model", "memory")
+    return load_model(model)

@@ -1,0 +1,231 @@
+"""Every subcommand's parser and config loader, driven with random values (issue #10).
+
+For each subcommand, hypothesis builds command lines from the parser's own options (so a new
+subcommand or flag is fuzzed without changing this file): each option gets a valid value, a
+hostile one (NaN, inf, negative, huge, an over-long name, a device node, a FIFO, a folder where a
+file is expected, /proc, a hub id while offline) or is left out. Asserted for every command:
+
+- the exit code is one of the README's (never 70, never an uncaught exception);
+- no file outside the output paths given on the command line changed (every file and folder of
+  the sandbox is recorded — type, size, modification time, inode — before and after).
+
+Heavy work is replaced by fast stand-ins *after* every input check has run: the embedder returns
+seeded vectors (the real model is built and loaded), and training stops where the first epoch
+would start (the run folder, its lock, the device and the config are all real).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import stat
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from cryprint import cli
+from cryprint.models.ecapa import CryEmbedder, ModelConfig
+from cryprint.models.folder import save_model_folder
+from cryprint.training import trainer
+
+EXAMPLES_PER_COMMAND = 30
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 141}
+# Options whose value is a path cryprint may write to.
+OUTPUT_OPTIONS = {"--out", "--run", "--dest", "--gallery"}
+# Files commands may write into a model folder (evaluate, calibrate, model-card).
+MODEL_FOLDER_OUTPUTS = {"evaluation.json", "calibration.json", "README.md"}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+COMMANDS = sorted(_subparsers(cli.build_parser()))
+
+
+@pytest.fixture(scope="module")
+def sandbox(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fuzz")
+    corpus = root / "inputs" / "corpus"
+    corpus.mkdir(parents=True)
+    for name in ("metadata.csv", "dev_pairs.csv", "test_pairs.csv", "sample_submission.csv"):
+        (corpus / name).write_bytes((small_corpus / name).read_bytes())
+    import shutil
+
+    shutil.copytree(small_corpus / "audio", corpus / "audio", copy_function=os.link)
+    model = save_model_folder(CryEmbedder(ModelConfig.small(8)), root / "inputs" / "model")
+    inputs = root / "inputs"
+    (inputs / "notes.txt").write_text("a user's file")
+    (inputs / "folder").mkdir()
+    os.mkfifo(inputs / "fifo")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(inputs / "socket"))
+    with contextlib.suppress(PermissionError):  # not root: the FIFO and socket remain
+        os.mknod(inputs / "null-device", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    wav = next((corpus / "audio" / "dev").glob("*/B/*.wav"))
+    outputs = root / "outputs"
+    outputs.mkdir()
+    return {"root": root, "inputs": inputs, "corpus": corpus, "model": model, "wav": wav,
+            "outputs": outputs}  # fmt: skip
+
+
+def _snapshot(folder: Path, outputs: list[Path]) -> dict[str, tuple]:
+    seen = {}
+    for path in [folder, *folder.rglob("*")]:
+        if any(path == out or out in path.parents or path in out.parents for out in outputs):
+            continue  # an output given on the command line, or a folder holding one
+        if path.name == "model" or (
+            path.parent.name == "model" and path.name in MODEL_FOLDER_OUTPUTS
+        ):
+            continue  # the model folder's own documented outputs (and so its mtime)
+        info = path.lstat()
+        seen[str(path.relative_to(folder))] = (
+            stat.S_IFMT(info.st_mode), info.st_size, info.st_mtime_ns, info.st_ino
+        )  # fmt: skip
+    return seen
+
+
+def _paths(box: dict[str, Path], flag: str, output: bool) -> st.SearchStrategy[str]:
+    inputs = box["inputs"]
+    hostile = st.sampled_from([
+        "", " ", "-", "does/not exist", "owner/name", "x" * 300 + ".wav",
+        str(inputs / ("y" * 300)), "/proc/cryprint", "/sys/cryprint", str(inputs / "fifo"),
+        str(inputs / "socket"), str(inputs / "null-device"), str(inputs / "notes.txt"),
+        str(inputs / "folder"), str(inputs), str(box["corpus"]), str(box["model"]),
+        str(box["wav"]),
+    ])  # fmt: skip
+    if output:
+        valid = st.integers(0, 5).map(lambda i: str(box["outputs"] / f"out{i}"))
+    else:
+        valid = st.sampled_from(
+            {
+                "--model": [str(box["model"])],
+                "--init": [str(box["model"]), "random"],
+                "--data": [str(box["corpus"])],
+                "data": [str(box["corpus"])],
+            }.get(flag, [str(box["wav"]), str(box["wav"].parent)])
+        )
+    return st.one_of(valid, valid, hostile)
+
+
+def _named_outputs(line: list[str]) -> list[Path]:
+    """What the command line names as outputs: the values of output options, and a model folder
+    that model-card writes its card into."""
+    named = [Path(line[i + 1]) for i, word in enumerate(line[:-1]) if word in OUTPUT_OPTIONS]
+    if line[0] == "model-card" and "--model" in line:
+        named.append(Path(line[line.index("--model") + 1]))
+    return [path.absolute() for path in named if str(path).strip()]
+
+
+# Values that pass on their own, so that about two options in three are valid and command lines
+# get past the parser into the library's own checks.
+VALID_NUMBERS = {
+    "--epochs": ["1", "2"], "--babies": ["20"], "--seed": ["0", "7"], "--channels": ["8", "16"],
+    "--batch-babies": ["2", "4"], "--crops-per-baby": ["2"], "--keep-best": ["1"],
+    "--validation-batches": ["1"], "--plateau-patience": ["0"], "--cohort-top-n": ["2", "10"],
+    "--threshold": ["0.5"], "--difficulty": ["1"], "--crop-min-seconds": ["0.5"],
+    "--crop-max-seconds": ["1"], "--validation-fraction": ["0.3"], "--margin": ["0.5"],
+    "--aam-margin": ["0.2"], "--aam-scale": ["30"], "--plateau-factor": ["0.5"],
+    "--learning-rate": ["0.001"],
+}  # fmt: skip
+HOSTILE_NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1e308", "9" * 25, "1.5", "x", ""]
+
+
+def _value(action: argparse.Action, box: dict[str, Path]) -> st.SearchStrategy[str]:
+    flag = action.option_strings[0] if action.option_strings else action.dest
+    if action.choices:
+        valid = st.sampled_from([str(c) for c in action.choices])
+        return st.one_of(valid, valid, st.text(max_size=8))
+    if action.type in (int, float) or flag in VALID_NUMBERS:
+        valid = st.sampled_from(VALID_NUMBERS.get(flag, ["1"]))
+        hostile = st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.integers(-(2**70), 2**70).map(str))
+        return st.one_of(valid, valid, hostile)
+    if action.type is Path or flag in ("--model", "--data", "--init", "a", "b", "data"):
+        return _paths(box, flag, flag in OUTPUT_OPTIONS)
+    valid = st.sampled_from(["cpu", "auto"] if flag == "--device" else ["random"])
+    return st.one_of(
+        valid, valid, st.sampled_from(["cuda:9", "meta", "x", ""]), st.text(max_size=12)
+    )
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, command: str, box: dict[str, Path]) -> list[str]:
+    parser = _subparsers(cli.build_parser())[command]
+    line = [command]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.dest == "debug":
+            continue
+        if not action.option_strings:  # positional: always given
+            line.append(draw(_value(action, box)))
+            continue
+        if not action.required and draw(st.booleans()):
+            continue
+        line.append(action.option_strings[0])
+        if action.nargs != 0:
+            line.append(draw(_value(action, box)))
+    return line
+
+
+def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
+    import huggingface_hub.constants
+
+    def seeded_embeddings(model, waveforms, *args, **kwargs):
+        rng = np.random.default_rng(len(waveforms))
+        return rng.normal(size=(len(waveforms), model.config.embedding_dim)).astype(np.float32)
+
+    def stop_before_training(config, run, *args, **kwargs):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C when training would start
+
+    monkeypatch.setattr("cryprint.embedding.embed_waveforms", seeded_embeddings)
+    monkeypatch.setattr("cryprint.evaluation.embed.embed_waveforms", seeded_embeddings)
+    monkeypatch.setattr("cryprint.evaluation.verify.embed_waveforms", seeded_embeddings)
+    monkeypatch.setattr(trainer, "_train_locked", stop_before_training)
+    monkeypatch.setattr("cryprint.demo.run_demo", lambda *args, **kwargs: {})
+    monkeypatch.setattr("cryprint.demo.run_full", lambda *args, **kwargs: {})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp / "hub-cache"))
+    monkeypatch.setattr("cryprint.data.download.hub_constants.HF_HUB_OFFLINE", True)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_random_command_lines_keep_their_promises(
+    command: str,
+    sandbox: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    _fast_stand_ins(monkeypatch, sandbox["root"])
+    monkeypatch.chdir(sandbox["outputs"])
+    codes: Counter[int] = Counter()
+
+    @settings(
+        max_examples=EXAMPLES_PER_COMMAND,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(command_lines(command, sandbox))
+    def run(line: list[str]) -> None:
+        outputs = _named_outputs(line)
+        before = _snapshot(sandbox["inputs"], outputs)
+        try:
+            code = cli.main(line)
+        except SystemExit as exit_:  # argparse's own refusal of a command line
+            code = exit_.code if isinstance(exit_.code, int) else 2
+        err = capsys.readouterr().err
+        event(f"exit {code}")
+        codes[code] += 1
+        assert code in DOCUMENTED_EXIT_CODES, (line, code, err)
+        assert "internal error" not in err and "Traceback" not in err, (line, err)
+        assert _snapshot(sandbox["inputs"], outputs) == before, line
+
+    run()
+    with capsys.disabled():
+        print(f"\n{command}: {sum(codes.values())} command lines, exit codes {dict(codes)}")
