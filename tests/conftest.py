@@ -1,6 +1,8 @@
 """Shared test fixtures: small synthetic corpora, built once per session."""
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,10 @@ def pytest_collection_modifyitems() -> None:
 def pytest_runtest_setup() -> None:
     _hide_unloaded_speechbrain_proxies()
 
+
+# Tests never write into the user's embedding store (~/.cache/cryprint): one store per session.
+_STORE = Path(tempfile.mkdtemp(prefix="cryprint-store-")) / "store.sqlite"
+os.environ["CRYPRINT_STORE"] = str(_STORE)
 
 # Collection itself imports test modules that use hypothesis: register speechbrain's proxies now
 # and drop them before any test module is collected.

@@ -9,10 +9,11 @@ import soundfile
 import torch
 import torchaudio.functional
 
+from cryprint.data.inputs import read_recording
 from cryprint.errors import AudioError, ConfigError, ModelError
 from cryprint.evaluation.calibrate import calibrate_model
 from cryprint.evaluation.evaluate import evaluate
-from cryprint.evaluation.verify import read_recording, verify
+from cryprint.evaluation.verify import verify
 from cryprint.models.folder import load_model, save_model_folder
 from cryprint.scoring import load_calibration
 

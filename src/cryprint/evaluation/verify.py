@@ -16,29 +16,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile
-
-from cryprint.data.activity import check_cry
-from cryprint.data.audio import check_duration, read_audio
-from cryprint.embedding import embed_waveforms
-from cryprint.errors import AudioError, ConfigError, ModelError
-from cryprint.evaluation.embed import embedder_of, model_identity
-from cryprint.models.device import resolve_device
+from cryprint.errors import ConfigError, ModelError
+from cryprint.evaluation.embed import model_identity
 from cryprint.models.folder import (
     CALIBRATION_NAME,
     EVALUATION_NAME,
     LoadedModel,
     ModelSpec,
-    as_loaded,
 )
-from cryprint.scoring import cosine_matrix, load_calibration
-
-# Suffixes of the formats libsndfile reads (wav, flac, ogg, mp3, aiff, ...) and common aliases.
-AUDIO_SUFFIXES = frozenset(
-    {f".{name.lower()}" for name in soundfile.available_formats()}
-    | {".aif", ".oga", ".opus", ".wave"}
-)
+from cryprint.scoring import Calibration, load_calibration
 
 
 @dataclass(frozen=True)
@@ -60,45 +46,7 @@ class VerifyResult:
         return asdict(self)
 
 
-def read_recording(path: Path | str) -> np.ndarray:
-    """A recording as float32 mono 16 kHz [samples]: an audio file, or a folder's audio files
-    (sorted by name, hidden files and other files ignored) concatenated.
-
-    Raises:
-        AudioError: missing path, no audio files in the folder, an unreadable/empty file, or
-            less than 0.25 s of audio in all.
-    """
-    path = Path(path)
-    try:
-        kind = "folder" if path.is_dir() else "file" if path.exists() else None
-    except OSError as error:  # a name too long to look up, a file used as a folder...
-        raise AudioError(f"{path}: cannot be read ({error.strerror})") from error
-    if kind == "folder":
-        files = sorted(
-            entry
-            for entry in path.iterdir()
-            if entry.is_file()
-            and not entry.name.startswith(".")
-            and entry.suffix.lower() in AUDIO_SUFFIXES
-        )
-        if not files:
-            raise AudioError(
-                f"{path}: no audio files in the folder (.wav, .flac, .ogg, .mp3 or another "
-                "format libsndfile reads)"
-            )
-        waveform = np.concatenate([read_audio(file) for file in files])
-        name = f"{path} ({len(files)} audio file(s))"
-    elif kind == "file":
-        waveform = read_audio(path)
-        name = str(path)
-    else:
-        raise AudioError(f"{path}: no such audio file or folder")
-    check_duration(waveform, name)
-    check_cry(waveform, name)
-    return waveform
-
-
-def stored_threshold(model: LoadedModel) -> tuple[float, str]:
+def stored_threshold(model: LoadedModel, model_id: str | None = None) -> tuple[float, str]:
     """The dev EER threshold in the model folder's ``evaluation.json`` and a description.
 
     Raises:
@@ -122,7 +70,7 @@ def stored_threshold(model: LoadedModel) -> tuple[float, str]:
         raise ModelError(f"{path}: unreadable ({error}); {advice}") from error
     if not isinstance(record, dict) or "threshold" not in record:
         raise ConfigError(f"{path} holds no dev threshold: {advice}")
-    if record.get("model_id") != model_identity(model):
+    if record.get("model_id") != (model_id or model_identity(model)):
         raise ModelError(
             f"{path} was computed for other weights (the model changed since): {advice}"
         )
@@ -132,6 +80,45 @@ def stored_threshold(model: LoadedModel) -> tuple[float, str]:
     return float(threshold), f"dev EER threshold from {path}"
 
 
+@dataclass(frozen=True)
+class OperatingPoint:
+    """How a score becomes a decision: same baby when ``score >= threshold``."""
+
+    threshold: float
+    source: str
+    calibration: Calibration | None = None
+
+    def decide(self, score: float) -> VerifyResult:
+        probability = None
+        if self.calibration is not None:
+            probability = float(self.calibration.probability(score))
+        return VerifyResult(
+            score, self.threshold, self.source, score >= self.threshold, probability
+        )
+
+
+def operating_point(
+    model: LoadedModel, threshold: float | None = None, model_id: str | None = None
+) -> OperatingPoint:
+    """The model's operating point: the given threshold, else the dev EER threshold stored in
+    its folder; with the folder's calibration when it has one.
+
+    Raises:
+        ConfigError: no threshold given and none stored, or a non-finite threshold.
+        ModelError: a stale evaluation.json or an invalid calibration.json.
+    """
+    if threshold is None:
+        threshold, source = stored_threshold(model, model_id)
+    else:
+        source = "given"
+    if not math.isfinite(threshold):
+        raise ConfigError(f"threshold must be a finite number, got {threshold}")
+    calibration = None
+    if model.folder is not None and (model.folder / CALIBRATION_NAME).is_file():
+        calibration = load_calibration(model.folder / CALIBRATION_NAME)
+    return OperatingPoint(float(threshold), source, calibration)
+
+
 def verify(
     model: ModelSpec,
     a: Path | str,
@@ -139,40 +126,24 @@ def verify(
     threshold: float | None = None,
     *,
     device: str = "cpu",
+    store: bool | Path | str = True,
 ) -> VerifyResult:
-    """Decide whether recordings ``a`` and ``b`` are of the same baby.
+    """Decide whether recordings ``a`` and ``b`` are of the same baby (one-off: to verify many
+    pairs, load the model once with :class:`cryprint.CryPrint`).
 
     Args:
         model: a model spec (folder, checkpoint, hub id) or a loaded model.
-        a, b: audio files or folders of segments (see :func:`read_recording`).
+        a, b: audio files or folders of segments (see :func:`cryprint.data.inputs.read_recording`).
         threshold: same baby when the cosine score is >= this; None to use the model folder's
             dev EER threshold (``evaluation.json``).
         device: ``auto``, ``cpu``, ``cuda``...
-
-    Returns:
-        A :class:`VerifyResult`.
+        store: the embedding store (see :class:`cryprint.CryPrint`).
 
     Raises:
-        ConfigError: no threshold given and none stored. AudioError: bad or too short audio.
-        ModelError: bad model folder, stale evaluation.json, invalid calibration.json.
+        ConfigError: no threshold given and none stored. AudioError: bad or too short audio, or
+            no cry in it. ModelError: bad model folder, stale evaluation.json, invalid
+            calibration.json.
     """
-    torch_device = resolve_device(device)
-    loaded = as_loaded(model)
-    if threshold is None:
-        threshold, source = stored_threshold(loaded)
-    else:
-        source = "given"
-    if not math.isfinite(threshold):
-        raise ConfigError(f"threshold must be a finite number, got {threshold}")
-    waveforms = [read_recording(a), read_recording(b)]
-    embedder = embedder_of(loaded)
-    embedder.to(torch_device)
-    # One recording per forward pass: no padding, so a side's embedding does not depend on the
-    # length of the other side.
-    embeddings = embed_waveforms(embedder, waveforms, torch_device, max_batch_size=1)
-    score = float(cosine_matrix(embeddings[:1], embeddings[1:])[0, 0])
-    probability = None
-    if loaded.folder is not None and (loaded.folder / CALIBRATION_NAME).is_file():
-        calibration = load_calibration(loaded.folder / CALIBRATION_NAME)
-        probability = float(calibration.probability(score))
-    return VerifyResult(score, float(threshold), source, score >= threshold, probability)
+    from cryprint.api import CryPrint
+
+    return CryPrint(model, device=device, store=store).verify(a, b, threshold=threshold)

@@ -1,0 +1,168 @@
+"""The Python API: load a model once, then embed, score and verify as many cries as you like.
+
+>>> from cryprint import CryPrint
+>>> cryprint = CryPrint("runs/triplet/best")  # doctest: +SKIP
+>>> cryprint.verify("birth_cry.wav", "discharge_cries/")  # doctest: +SKIP
+Verdict(score=0.71, threshold=0.45, threshold_source='dev EER threshold ...', same_baby=True, ...)
+
+Every CLI command that embeds audio goes through a :class:`CryPrint`: it checks each recording
+(at least 0.25 s, a cry in it), embeds it alone (no padding: the embedding of a recording does not
+depend on what else is embedded) and keeps the embedding in the embedding store
+(:mod:`cryprint.store`), so no command embeds what another has already embedded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cryprint.data.inputs import check_recording, read_recording, recording_files
+from cryprint.embedding import embed_waveforms
+from cryprint.errors import AudioError
+from cryprint.evaluation.embed import model_identity
+from cryprint.evaluation.verify import VerifyResult, operating_point
+from cryprint.models.device import resolve_device
+from cryprint.models.folder import LoadedModel, ModelSpec, as_loaded
+from cryprint.scoring import cosine_matrix
+from cryprint.store import EmbeddingStore, audio_key, open_store
+
+# What can be embedded: an audio file or folder of segments, or float32 samples at 16 kHz.
+Audio = str | Path | NDArray[np.floating]
+
+
+class CryPrint:
+    """A cry embedder loaded once.
+
+    Args:
+        model: a model folder (``runs/NAME/best``), an ``embedding_model.ckpt``, a hub id, or a
+            loaded model.
+        device: ``cpu`` (default), ``auto``, ``cuda``, ``cuda:N``.
+        store: the embedding store — True for the default one (:func:`cryprint.store.
+            default_store_path`), a path, an :class:`EmbeddingStore`, or False for none.
+
+    Raises:
+        ModelError, HubError: the model cannot be loaded. ConfigError: no such device.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        *,
+        device: str = "cpu",
+        store: EmbeddingStore | Path | str | bool | None = True,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.loaded: LoadedModel = as_loaded(model)
+        self.loaded.model.to(self.device).eval()
+        self.model_id = model_identity(self.loaded)
+        self.store = open_store(store)
+        self.computed = 0  # recordings embedded by the model (not found in the store)
+
+    @property
+    def source(self) -> str:
+        """Where the weights came from (a folder, a file, a hub id)."""
+        return self.loaded.source
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.loaded.model.config.embedding_dim
+
+    def embed(self, audio: Audio) -> NDArray[np.float32]:
+        """The embedding of one recording: float32 [dim], not normalised (score by cosine).
+
+        Raises:
+            AudioError: unreadable audio, shorter than 0.25 s, or no cry in it.
+        """
+        return self.embed_many([audio])[0]
+
+    def embed_many(
+        self, items: Sequence[Audio], names: Sequence[str] | None = None, progress: bool = False
+    ) -> NDArray[np.float32]:
+        """Embeddings of several recordings: float32 [len(items), dim], row i for items[i].
+
+        Each item is keyed by its audio content; what the store holds for this model is reused,
+        the rest is read, checked, embedded and stored.
+
+        Raises:
+            AudioError: an item is unreadable, shorter than 0.25 s, or holds no cry.
+        """
+        keys = [_key(item) for item in items]
+        labels = list(names) if names is not None else [_describe(item) for item in items]
+        return self._embed_keyed(keys, lambda i: _waveform(items[i]), labels, progress)
+
+    def embed_waveforms(
+        self,
+        waveforms: Sequence[np.ndarray],
+        keys: Sequence[str],
+        names: Sequence[str],
+        progress: bool = False,
+    ) -> NDArray[np.float32]:
+        """Like :meth:`embed_many` for waveforms already read and checked, under given store
+        keys (a data set's recordings, keyed by their files' bytes)."""
+        return self._embed_keyed(list(keys), lambda i: waveforms[i], list(names), progress)
+
+    def _embed_keyed(
+        self,
+        keys: list[str],
+        read: Callable[[int], np.ndarray],
+        names: list[str],
+        progress: bool,
+    ) -> NDArray[np.float32]:
+        found = self.store.get(self.model_id, keys) if self.store is not None else {}
+        missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
+        if missing:
+            computed = embed_waveforms(
+                self.loaded.model,
+                [read(i) for i in missing],
+                self.device,
+                progress=progress,
+                names=[names[i] for i in missing],
+            )
+            self.computed += len(missing)
+            fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
+            if self.store is not None:
+                self.store.put(self.model_id, fresh)
+            found.update(fresh)
+        result = np.zeros((len(keys), self.embedding_dim), dtype=np.float32)
+        for row, key in enumerate(keys):
+            result[row] = found[key]
+        return result
+
+    def score(self, a: Audio, b: Audio) -> float:
+        """Cosine similarity of two recordings' embeddings, in [-1, 1]."""
+        embeddings = self.embed_many([a, b])
+        return float(cosine_matrix(embeddings[:1], embeddings[1:])[0, 0])
+
+    def verify(self, a: Audio, b: Audio, threshold: float | None = None) -> VerifyResult:
+        """Are ``a`` and ``b`` the same baby? The decision at the model's operating point
+        (:func:`cryprint.evaluation.verify.operating_point`), checked before any embedding."""
+        point = operating_point(self.loaded, threshold, self.model_id)
+        return point.decide(self.score(a, b))
+
+
+def _key(item: Audio) -> str:
+    if isinstance(item, str | Path):
+        return audio_key(files=recording_files(item))
+    return audio_key(samples=np.asarray(item, dtype=np.float32))
+
+
+def _waveform(item: Audio) -> np.ndarray:
+    if isinstance(item, str | Path):
+        return read_recording(item)
+    waveform = np.asarray(item, dtype=np.float32)
+    if waveform.ndim != 1:
+        raise AudioError(
+            f"a waveform must be float32 [samples] at 16 kHz, got shape {waveform.shape}"
+        )
+    check_recording(waveform, "the waveform")
+    return waveform
+
+
+def _describe(item: Audio) -> str:
+    return str(item) if isinstance(item, str | Path) else "a waveform"
+
+
+__all__ = ["Audio", "CryPrint"]

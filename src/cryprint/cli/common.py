@@ -1,0 +1,44 @@
+"""What the subcommands share: JSON output, progress, the model and device options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cryprint.errors import ConfigError
+
+MODEL_HELP = "a model folder (e.g. runs/NAME/best), an embedding_model.ckpt, or a hub id"
+DEVICE_HELP = "auto (default: a GPU when there is one), cpu, cuda, cuda:N"
+
+
+def print_json(payload: object) -> None:
+    # allow_nan=False: NaN or Infinity is not JSON; a non-finite number here is a bug to report.
+    print(json.dumps(payload, indent=2, default=str, allow_nan=False))
+
+
+def progress() -> bool:
+    """Progress bars only on a terminal."""
+    return sys.stderr.isatty()
+
+
+def add_as_norm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as-norm",
+        action="store_true",
+        help="AS-norm scores, with the train split's recordings as the cohort",
+    )
+    parser.add_argument(
+        "--cohort-top-n",
+        type=int,
+        help="AS-norm: the N best cohort scores per side (default min(100, cohort size))",
+    )
+
+
+def as_norm_option(args: argparse.Namespace) -> int | str | None:
+    """--as-norm [--cohort-top-n N] → None (off), 'auto' (min(100, cohort)) or N."""
+    if args.cohort_top_n is not None and not args.as_norm:
+        raise ConfigError("--cohort-top-n needs --as-norm")
+    if not args.as_norm:
+        return None
+    return "auto" if args.cohort_top_n is None else args.cohort_top_n

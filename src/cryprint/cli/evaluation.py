@@ -1,0 +1,144 @@
+"""``cryprint embed``, ``evaluate``, ``submit``, ``export`` and ``model-card``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cryprint.cli.common import (
+    DEVICE_HELP,
+    MODEL_HELP,
+    add_as_norm_options,
+    as_norm_option,
+    print_json,
+    progress,
+)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.embed import embed_split
+    from cryprint.models.folder import as_loaded
+
+    embeddings = embed_split(
+        as_loaded(args.model),
+        args.data,
+        args.split,
+        args.out,
+        device=args.device,
+        progress=progress(),
+    )
+    how = "reused" if embeddings.from_cache else "wrote"
+    print(
+        f"{how} {len(embeddings.keys)} {args.split} recording embeddings "
+        f"({embeddings.dim}-d, model {embeddings.model_id[:12]}) in {args.out}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.evaluate import evaluate, format_table
+
+    out = args.out if args.out is not None else Path(f"evaluation-{args.split}")
+    reports = evaluate(
+        args.model,
+        args.data,
+        args.split,
+        out,
+        as_norm_top_n=as_norm_option(args),
+        device=args.device,
+        progress=progress(),
+    )
+    if args.json:
+        print_json(reports)
+    else:
+        print(format_table(reports))
+        print(f"scores, report.json and figures in {out}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.submit import write_submission
+
+    submission = write_submission(
+        args.model,
+        args.data,
+        args.out,
+        as_norm_top_n=as_norm_option(args),
+        device=args.device,
+        progress=progress(),
+    )
+    top_n = submission.as_norm_top_n
+    scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
+    print(f"wrote {submission.n_pairs} {scoring} scores to {submission.path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.export import export_model
+
+    folder = export_model(args.model, args.out)
+    print(f"exported a SpeechBrain model folder with a model card to {folder}")
+    return 0
+
+
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.card import write_model_card
+
+    print(f"wrote {write_model_card(args.model)}")
+    return 0
+
+
+def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
+    embed = subparsers.add_parser(
+        "embed",
+        help="embed every recording of a split into an .npz (reused when up to date)",
+    )
+    embed.add_argument("--model", required=True, help=MODEL_HELP)
+    embed.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    embed.add_argument("--split", choices=["dev", "test", "train"], required=True)
+    embed.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    embed.add_argument("--device", default="auto", help=DEVICE_HELP)
+    embed.set_defaults(handler=cmd_embed)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score a split's pairs: EER, minDCF, AUC, scores.csv, report.json, figures",
+        description="Score every pair of a split with one or more models and compare them. "
+        "Evaluating the dev split also stores the EER threshold in a model folder "
+        "(evaluation.json), for cryprint verify.",
+    )
+    evaluate.add_argument(
+        "--model", action="append", required=True, help=f"{MODEL_HELP}; repeat to compare"
+    )
+    evaluate.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    evaluate.add_argument("--split", choices=["dev", "test"], default="dev")
+    evaluate.add_argument(
+        "--out", type=Path, help="output folder (default evaluation-SPLIT; a subfolder per model)"
+    )
+    add_as_norm_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
+    evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    submit = subparsers.add_parser(
+        "submit", help="score the test pairs as a CryCeleb2023 submission CSV"
+    )
+    submit.add_argument("--model", required=True, help=MODEL_HELP)
+    submit.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
+    submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
+    add_as_norm_options(submit)
+    submit.add_argument("--device", default="auto", help=DEVICE_HELP)
+    submit.set_defaults(handler=cmd_submit)
+
+    export = subparsers.add_parser(
+        "export", help="write a SpeechBrain model folder with a model card (for the hub)"
+    )
+    export.add_argument("--model", required=True, help=MODEL_HELP)
+    export.add_argument("--out", type=Path, required=True, help="the folder to write")
+    export.set_defaults(handler=cmd_export)
+
+    card = subparsers.add_parser(
+        "model-card", help="(re)write the README.md model card of a model folder"
+    )
+    card.add_argument("--model", type=Path, required=True, help="a model folder")
+    card.set_defaults(handler=cmd_model_card)
