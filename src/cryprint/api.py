@@ -22,12 +22,16 @@ from numpy.typing import NDArray
 from cryprint.data.inputs import check_recording, read_recording, recording_files
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError
-from cryprint.evaluation.embed import model_identity
 from cryprint.evaluation.verify import VerifyResult, operating_point
 from cryprint.models.device import resolve_device
-from cryprint.models.folder import LoadedModel, ModelSpec, as_loaded
+from cryprint.models.folder import LoadedModel, ModelSpec, as_loaded, model_identity
+from cryprint.progress import Progress
 from cryprint.scoring import cosine_matrix
 from cryprint.store import EmbeddingStore, audio_key, open_store
+
+# Recordings read and embedded at a time: bounds memory on the real train split (about 1 GB of
+# float32 audio at once otherwise) and commits finished work to the store.
+_RECORDINGS_PER_CHUNK = 256
 
 # What can be embedded: an audio file or folder of segments, or float32 samples at 16 kHz.
 Audio = str | Path | NDArray[np.floating]
@@ -91,45 +95,58 @@ class CryPrint:
         """
         keys = [_key(item) for item in items]
         labels = list(names) if names is not None else [_describe(item) for item in items]
-        return self._embed_keyed(keys, lambda i: _waveform(items[i]), labels, progress)
+        return self.embed_keyed(keys, lambda i: _waveform(items[i]), labels, progress)
 
-    def embed_waveforms(
+    def embed_keyed(
         self,
-        waveforms: Sequence[np.ndarray],
         keys: Sequence[str],
+        read: Callable[[int], np.ndarray],
         names: Sequence[str],
         progress: bool = False,
     ) -> NDArray[np.float32]:
-        """Like :meth:`embed_many` for waveforms already read and checked, under given store
-        keys (a data set's recordings, keyed by their files' bytes)."""
-        return self._embed_keyed(list(keys), lambda i: waveforms[i], list(names), progress)
+        """Embeddings of recordings known by their store keys: float32 [len(keys), dim].
 
-    def _embed_keyed(
-        self,
-        keys: list[str],
-        read: Callable[[int], np.ndarray],
-        names: list[str],
-        progress: bool,
-    ) -> NDArray[np.float32]:
+        Args:
+            keys: each recording's audio key (:func:`cryprint.store.audio_key`).
+            read: ``read(i)`` gives recording i's checked float32 waveform; called only for
+                recordings the store does not hold.
+            names: what each recording is, for messages.
+            progress: log progress (a bar on a terminal, periodic lines otherwise).
+        """
+        keys = list(keys)
         found = self.store.get(self.model_id, keys) if self.store is not None else {}
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
-        if missing:
-            computed = embed_waveforms(
-                self.loaded.model,
-                [read(i) for i in missing],
-                self.device,
-                progress=progress,
-                names=[names[i] for i in missing],
-            )
-            self.computed += len(missing)
-            fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
-            if self.store is not None:
-                self.store.put(self.model_id, fresh)
-            found.update(fresh)
+        with Progress(len(missing), "embedding", enabled=progress) as bar:
+            for start in range(0, len(missing), _RECORDINGS_PER_CHUNK):
+                chunk = missing[start : start + _RECORDINGS_PER_CHUNK]
+                fresh = self._compute(chunk, keys, read, names)
+                found.update(fresh)
+                bar.update(len(chunk))
         result = np.zeros((len(keys), self.embedding_dim), dtype=np.float32)
         for row, key in enumerate(keys):
             result[row] = found[key]
         return result
+
+    def _compute(
+        self,
+        chunk: list[int],
+        keys: list[str],
+        read: Callable[[int], np.ndarray],
+        names: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """Embed recordings ``chunk`` (indices) and store them; chunked so memory stays bounded
+        and an interrupted run keeps what it computed."""
+        computed = embed_waveforms(
+            self.loaded.model,
+            [read(i) for i in chunk],
+            self.device,
+            names=[names[i] for i in chunk],
+        )
+        self.computed += len(chunk)
+        fresh = {keys[i]: computed[row] for row, i in enumerate(chunk)}
+        if self.store is not None:
+            self.store.put(self.model_id, fresh)
+        return fresh
 
     def score(self, a: Audio, b: Audio) -> float:
         """Cosine similarity of two recordings' embeddings, in [-1, 1]."""

@@ -8,10 +8,11 @@ import pytest
 import soundfile
 import torch
 
-import cryprint.evaluation.embed as embed_module
+import cryprint.api as api_module
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError
-from cryprint.evaluation.embed import embed_split, load_embeddings, model_identity
+from cryprint.evaluation.embed import embed_split, load_embeddings
+from cryprint.models.folder import model_identity
 from cryprint.models.folder import load_model, save_model_folder
 
 
@@ -55,20 +56,33 @@ def test_cache_is_reused_for_the_same_weights_only(
     small_corpus: Path, make_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "dev.npz"
-    first = embed_split(make_model(0), small_corpus, "dev", cache)
+    first = embed_split(make_model(0), small_corpus, "dev", cache, store=False)
     assert not first.from_cache
     stored = load_embeddings(cache)
     assert stored.keys == first.keys
     assert stored.model_id == model_identity(make_model(0))
     np.testing.assert_array_equal(stored.embeddings, first.embeddings)
 
-    monkeypatch.setattr(embed_module, "embed_waveforms", _fail)
-    again = embed_split(make_model(0), small_corpus, "dev", cache)
+    monkeypatch.setattr(api_module, "embed_waveforms", _fail)
+    again = embed_split(make_model(0), small_corpus, "dev", cache, store=False)
     assert again.from_cache
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
     # Other weights: the cache does not apply, so the model has to run.
     with pytest.raises(AssertionError, match="the model ran"):
-        embed_split(make_model(1), small_corpus, "dev", cache)
+        embed_split(make_model(1), small_corpus, "dev", cache, store=False)
+
+
+def test_the_store_serves_every_later_command(
+    small_corpus: Path, make_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store.sqlite"
+    first = embed_split(make_model(0), small_corpus, "dev", store=store)
+    monkeypatch.setattr(api_module, "embed_waveforms", _fail)
+    # Another output file, no npz to reuse: the store alone answers, bit for bit.
+    again = embed_split(make_model(0), small_corpus, "dev", tmp_path / "other.npz", store=store)
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    with pytest.raises(AssertionError, match="the model ran"):
+        embed_split(make_model(1), small_corpus, "dev", store=store)
 
 
 def test_a_corrupt_cache_is_recomputed(small_corpus: Path, make_model, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from cryprint.errors import OutputError
 from cryprint.evaluation import evaluate as evaluate_module
-from cryprint.evaluation.embed import model_identity
+from cryprint.models.folder import model_identity
 from cryprint.evaluation.evaluate import evaluate, format_table, output_names
 from cryprint.io import folder_lock
 from cryprint.models.ecapa import CryEmbedder, ModelConfig

@@ -1,10 +1,11 @@
-"""One embedding per recording of a split, cached on disk under the model's identity.
+"""One embedding per recording of a split, from the embedding store when it has it.
 
 A recording is all segments of one (baby_id, period), concatenated in chronological order
 (:func:`cryprint.data.corpus.recordings`); its key is ``{baby_id}{period}`` (``0133B``), the
-half of a pair id that names it. Embeddings are cached in an ``.npz`` file (keys, embeddings,
-model_id, data_id): a rerun with the same weights on the same files reuses the cache instead of
-running the model again.
+half of a pair id that names it. Every recording's embedding goes through the embedding store
+(:mod:`cryprint.store`, keyed by the model and the bytes of the recording's files), so
+``evaluate``, ``calibrate``, ``submit`` and ``embed`` never embed a recording twice. ``embed
+--out`` also writes the split's embeddings as an ``.npz`` (keys, embeddings, model_id, data_id).
 
 Example:
     >>> loaded = load_model("runs/triplet/best")  # doctest: +SKIP
@@ -17,32 +18,28 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from cryprint.data.activity import check_cry
-from cryprint.data.audio import check_duration
-from cryprint.data.corpus import Corpus, recordings
+from cryprint.data.audio import read_audio, to_float32, to_int16
+from cryprint.data.corpus import recording_files
+from cryprint.data.inputs import check_recording
 from cryprint.data.layout import SPLITS, read_metadata
-from cryprint.embedding import embed_waveforms
 from cryprint.errors import DataError
 from cryprint.io import atomic_write
-from cryprint.models.device import resolve_device
-from cryprint.models.ecapa import CryEmbedder
-from cryprint.models.folder import LoadedModel
+from cryprint.models.folder import ModelSpec
+from cryprint.store import audio_key
+
+if TYPE_CHECKING:
+    from cryprint.api import CryPrint
 
 logger = logging.getLogger(__name__)
 
-# Recordings converted to float32 and embedded at a time: bounds memory on the real train split
-# (about 1 GB of float32 audio at once otherwise).
-_RECORDINGS_PER_CHUNK = 256
 _CACHE_VERSION = 1
 
 
@@ -80,31 +77,6 @@ class RecordingEmbeddings:
         return int(self.embeddings.shape[1])
 
 
-def embedder_of(model: LoadedModel | CryEmbedder) -> CryEmbedder:
-    """The :class:`CryEmbedder` inside ``model`` (a LoadedModel or the embedder itself)."""
-    return model.model if isinstance(model, LoadedModel) else model
-
-
-def model_identity(model: LoadedModel | CryEmbedder) -> str:
-    """sha256 (hex) of the embedding weights and the architecture.
-
-    Hashes every tensor of the ECAPA ``embedding_model`` state dict in sorted key order (name,
-    dtype, shape and bytes) plus the :class:`ModelConfig` as JSON. The feature extractor (Fbank,
-    sentence mean normalisation) has no trained weights and is fixed by the config. Two models
-    with the same identity give the same embeddings.
-    """
-    embedder = embedder_of(model)
-    digest = hashlib.sha256()
-    digest.update(json.dumps(embedder.config.to_dict(), sort_keys=True).encode())
-    state = embedder.embedding_model.state_dict()
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        # uint8 view: numpy has no bfloat16, and the raw bytes are what we want anyway.
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def split_keys(root: Path | str, split: str) -> tuple[list[str], str]:
     """The recording keys of ``split`` (sorted by baby then period, as :func:`recordings`
     returns them) and the data fingerprint, from ``metadata.csv`` alone (no audio read).
@@ -129,18 +101,20 @@ def split_keys(root: Path | str, split: str) -> tuple[list[str], str]:
 
 
 def embed_split(
-    model: LoadedModel | CryEmbedder,
+    model: ModelSpec | CryPrint,
     root: Path | str,
     split: str,
     cache: Path | None = None,
     *,
-    device: str | torch.device = "cpu",
+    device: str = "cpu",
     progress: bool = False,
+    store: bool | Path | str = True,
 ) -> RecordingEmbeddings:
-    """Embed every recording of ``split`` (one per (baby_id, period)).
+    """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
+    embedding store holds for these weights and these audio files.
 
     Args:
-        model: the embedder.
+        model: a model spec, a loaded model, or a :class:`cryprint.CryPrint`.
         root: a CryCeleb-layout data directory.
         split: ``train``, ``dev`` or ``test``.
         cache: an ``.npz`` file. When it holds embeddings of the same weights
@@ -148,7 +122,9 @@ def embed_split(
             are returned without running the model; otherwise they are computed and written
             there (atomically).
         device: where to run the model (``auto``, ``cpu``, ``cuda``, ...).
-        progress: show progress bars.
+        progress: show progress.
+        store: the embedding store (see :class:`cryprint.CryPrint`); ignored when ``model`` is
+            a CryPrint (it has its own).
 
     Returns:
         :class:`RecordingEmbeddings`, float32 [n_recordings, dim], sorted by baby then period.
@@ -157,48 +133,33 @@ def embed_split(
         DataError: bad metadata or split. AudioError: an unreadable file, or a recording
             shorter than 0.25 s (named). OutputError: the cache cannot be written.
     """
+    from cryprint.api import CryPrint
+
     root = Path(root)
     keys, data_id = split_keys(root, split)
-    model_id = model_identity(model)
+    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device, store=store)
     if cache is not None:
         cached = load_embeddings(cache, missing_ok=True)
-        if cached is not None:
-            if (cached.model_id, cached.data_id, cached.keys) == (model_id, data_id, keys):
-                logger.info("reusing the %s embeddings in %s", split, cache)
-                return cached
-            logger.info("%s holds embeddings of other weights or data: recomputing", cache)
-
-    corpus = Corpus(root, splits=(split,), progress=progress)
-    items = recordings(corpus, split)
-    for item in items:
-        name = f"recording {item.key} of the {split} split ({len(item.segments)} segment(s))"
-        waveform = item.waveform()
-        check_duration(waveform, name)
-        check_cry(waveform, name)
-    embedder = embedder_of(model)
-    device = resolve_device(device)
-    embedder.to(device)
-    # Longest first, so each chunk (and each batch inside it) holds recordings of similar length.
-    order = sorted(range(len(items)), key=lambda i: -items[i].num_samples)
-    embeddings: np.ndarray | None = None
-    with tqdm(total=len(items), desc=f"embedding {split}", disable=not progress) as bar:
-        for start in range(0, len(order), _RECORDINGS_PER_CHUNK):
-            chunk = order[start : start + _RECORDINGS_PER_CHUNK]
-            result = embed_waveforms(
-                embedder,
-                [items[i].waveform() for i in chunk],
-                device,
-                names=[items[i].key for i in chunk],
-            )
-            if embeddings is None:
-                embeddings = np.zeros((len(items), result.shape[1]), dtype=np.float32)
-            embeddings[chunk] = result
-            bar.update(len(chunk))
-    assert embeddings is not None  # split_keys guarantees at least one recording
-    result_keys = [item.key for item in items]
-    if result_keys != keys:  # both are sorted by (baby_id, period): a mismatch is a bug
+        identity = (embedder.model_id, data_id, keys)
+        if cached is not None and (cached.model_id, cached.data_id, cached.keys) == identity:
+            logger.info("reusing the %s embeddings in %s", split, cache)
+            return cached
+    rows = read_metadata(root)
+    listed = recording_files(rows[rows["split"] == split])
+    names = [f"recording {b}{p} of the {split} split ({len(f)} segment(s))" for b, p, f in listed]
+    if [f"{baby_id}{period}" for baby_id, period, _ in listed] != keys:
         raise DataError(f"recordings of the {split} split changed while reading them")
-    embedded = RecordingEmbeddings(result_keys, embeddings, model_id, data_id)
+
+    def read(index: int) -> np.ndarray:
+        # As Corpus holds audio (int16), so embeddings equal those of the training validation.
+        segments = [to_int16(read_audio(root / name)) for name in listed[index][2]]
+        waveform = to_float32(np.concatenate(segments))
+        check_recording(waveform, names[index])
+        return waveform
+
+    audio_keys = [audio_key(files=[root / name for name in files]) for _, _, files in listed]
+    embeddings = embedder.embed_keyed(audio_keys, read, names, progress=progress)
+    embedded = RecordingEmbeddings(keys, embeddings, embedder.model_id, data_id)
     if cache is not None:
         save_embeddings(cache, embedded)
     return embedded

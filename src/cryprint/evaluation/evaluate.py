@@ -29,14 +29,10 @@ import numpy as np
 import pandas as pd
 
 from cryprint import __version__
+from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs
 from cryprint.errors import DataError, OutputError
-from cryprint.evaluation.embed import (
-    RecordingEmbeddings,
-    embed_split,
-    load_embeddings,
-    save_embeddings,
-)
+from cryprint.evaluation.embed import RecordingEmbeddings, embed_split
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
 from cryprint.io import (
@@ -196,7 +192,7 @@ def _evaluate_one(
     started = time.perf_counter()
     with staging_folder(folder) as staging:
         scores, embeddings, asnorm = _score(
-            loaded, root, split, pairs, folder, staging, as_norm_top_n, device, progress
+            loaded, root, split, pairs, staging, as_norm_top_n, device, progress
         )
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
         report = _report(loaded, name, root, split, pairs, labels, embeddings, asnorm)
@@ -223,17 +219,17 @@ def _evaluate_one(
 
 
 def _score(
-    loaded: LoadedModel, root: Path, split: str, pairs: pd.DataFrame, folder: Path,
-    staging: Path, as_norm_top_n: TopN | None, device: str, progress: bool,
+    loaded: LoadedModel, root: Path, split: str, pairs: pd.DataFrame, staging: Path,
+    as_norm_top_n: TopN | None, device: str, progress: bool,
 ) -> tuple[dict[str, np.ndarray], RecordingEmbeddings, dict[str, Any] | None]:  # fmt: skip
-    """Cosine (and AS-norm) scores of the pairs; embeddings cached in the output folder."""
+    """Cosine (and AS-norm) scores of the pairs; the embeddings also saved in the output
+    folder."""
+    embedder = CryPrint(loaded, device=device)
 
     def embed(which: str) -> RecordingEmbeddings:
-        name = f"embeddings_{which}.npz"
-        cached = load_embeddings(folder / name, missing_ok=True)
-        if cached is not None:
-            save_embeddings(staging / name, cached)  # the new folder keeps the cache
-        return embed_split(loaded, root, which, staging / name, device=device, progress=progress)
+        return embed_split(
+            embedder, root, which, staging / f"embeddings_{which}.npz", progress=progress
+        )
 
     embeddings = embed(split)
     scores = {"score": score_pairs(embeddings, pairs)}

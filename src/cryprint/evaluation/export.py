@@ -20,7 +20,6 @@ from pathlib import Path
 from cryprint import __version__
 from cryprint.errors import ModelError, OutputError
 from cryprint.evaluation.card import write_model_card
-from cryprint.evaluation.embed import model_identity
 from cryprint.io import (
     atomic_write_text,
     check_replaceable_folder,
@@ -34,6 +33,7 @@ from cryprint.models.folder import (
     LoadedModel,
     ModelSpec,
     as_loaded,
+    model_identity,
     save_model_folder,
 )
 from cryprint.scoring import load_calibration

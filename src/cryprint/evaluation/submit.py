@@ -17,10 +17,10 @@ import pandas as pd
 
 from cryprint.data.layout import read_pairs, read_sample_submission
 from cryprint.errors import DataError
-from cryprint.evaluation.embed import embed_split, model_identity
+from cryprint.evaluation.embed import embed_split
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.io import atomic_write_text, writable_target
-from cryprint.models.folder import ModelSpec, as_loaded
+from cryprint.models.folder import ModelSpec, as_loaded, model_identity
 
 
 @dataclass(frozen=True)

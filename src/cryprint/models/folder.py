@@ -19,6 +19,7 @@ naming its tensor.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -352,6 +353,31 @@ def save_model_folder(model: CryEmbedder, folder: Path, info: dict | None = None
     payload = {"model": model.config.to_dict(), **(info or {})}
     atomic_write_text(folder / INFO_NAME, json.dumps(payload, indent=2) + "\n")
     return folder
+
+
+def embedder_of(model: LoadedModel | CryEmbedder) -> CryEmbedder:
+    """The :class:`CryEmbedder` inside ``model`` (a LoadedModel or the embedder itself)."""
+    return model.model if isinstance(model, LoadedModel) else model
+
+
+def model_identity(model: LoadedModel | CryEmbedder) -> str:
+    """sha256 (hex) of the embedding weights and the architecture.
+
+    Hashes every tensor of the ECAPA ``embedding_model`` state dict in sorted key order (name,
+    dtype, shape and bytes) plus the :class:`ModelConfig` as JSON. The feature extractor (Fbank,
+    sentence mean normalisation) has no trained weights and is fixed by the config. Two models
+    with the same identity give the same embeddings.
+    """
+    embedder = embedder_of(model)
+    digest = hashlib.sha256()
+    digest.update(json.dumps(embedder.config.to_dict(), sort_keys=True).encode())
+    state = embedder.embedding_model.state_dict()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        # uint8 view: numpy has no bfloat16, and the raw bytes are what we want anyway.
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 ModelSpec = str | Path | LoadedModel | CryEmbedder
