@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from cryprint.errors import ConfigError, ModelError
-from cryprint.evaluation.embed import model_identity
 from cryprint.models.folder import (
     CALIBRATION_NAME,
     EVALUATION_NAME,
     LoadedModel,
     ModelSpec,
+    model_identity,
 )
 from cryprint.scoring import Calibration, load_calibration
 
