@@ -73,6 +73,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.evaluate import format_table
+    from cryprint.evaluation.trials import score_trials
+
+    report = score_trials(
+        args.model, args.trials, args.out, device=args.device, progress=progress()
+    )
+    if args.json:
+        print_json(report)
+        return 0
+    if report["eer"] is not None:
+        print(format_table([report]))
+    print(f"{report['n_pairs']} trial scores, report.json and figures in {report['folder']}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from cryprint.evaluation.export import export_model
 
@@ -129,6 +145,22 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     add_as_norm_options(submit)
     submit.add_argument("--device", default="auto", help=DEVICE_HELP)
     submit.set_defaults(handler=cmd_submit)
+
+    score = subparsers.add_parser(
+        "score",
+        help="score any list of trials (a CSV of enrollment,test[,label] audio paths)",
+        description="Score every trial of a trials CSV (columns enrollment,test and optionally "
+        "label: 1/0 or target/nontarget). Paths are audio files or folders of segments, relative "
+        "to the CSV's folder. With labels: EER, minDCF, AUC and plots, as evaluate reports them.",
+    )
+    score.add_argument("--model", required=True, help=MODEL_HELP)
+    score.add_argument("--trials", type=Path, required=True, help="the trials CSV")
+    score.add_argument(
+        "--out", type=Path, help="output folder (default: TRIALS-scores beside the trials file)"
+    )
+    score.add_argument("--json", action="store_true", help="print the report as JSON")
+    score.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    score.set_defaults(handler=cmd_score)
 
     export = subparsers.add_parser(
         "export", help="write a SpeechBrain model folder with a model card (for the hub)"

@@ -196,17 +196,17 @@ def _evaluate_one(
         )
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
         report = _report(loaded, name, root, split, pairs, labels, embeddings, asnorm)
-        report.update(_metrics_or_none(scores["score"], labels, p_targets))
+        report.update(metrics_or_none(scores["score"], labels, p_targets))
         if asnorm is not None:
-            asnorm.update(_metrics_or_none(scores["score_asnorm"], labels, p_targets))
+            asnorm.update(metrics_or_none(scores["score_asnorm"], labels, p_targets))
         report["dcf_parameters"]["p_targets"] = list(p_targets)
         report["files"]["scores"] = _write_scores(
             staging / "scores.csv", pairs, scores, labels
         ).name
         if labels is not None:
-            report["files"].update(_write_figures(staging, report, scores, labels))
+            report["files"].update(write_figures(staging, report, scores, labels))
         report["seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_text(staging / REPORT_NAME, _to_json(report))
+        atomic_write_text(staging / REPORT_NAME, to_json(report))
         replace_folder(staging, folder)
     if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
         try:
@@ -271,7 +271,7 @@ def _report(
     }
 
 
-def _metrics_or_none(
+def metrics_or_none(
     scores: np.ndarray, labels: np.ndarray | None, p_targets: Sequence[float]
 ) -> dict[str, Any]:
     if labels is None:
@@ -293,7 +293,7 @@ def _write_scores(
     return atomic_write(path, write)
 
 
-def _write_figures(
+def write_figures(
     folder: Path, report: dict[str, Any], scores: dict[str, np.ndarray], labels: np.ndarray
 ) -> dict[str, str]:
     heading = f"{report['model']} on {report['split']} ({report['n_pairs']} pairs)"
@@ -321,7 +321,7 @@ def _write_figures(
     return files
 
 
-def _to_json(payload: Any) -> str:
+def to_json(payload: Any) -> str:
     return json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
 
 
@@ -355,7 +355,7 @@ def _update_model_evaluation(model_folder: Path, report: dict[str, Any]) -> Path
     if report["split"] == "dev":
         record["threshold"] = report["threshold"]
         record["threshold_source"] = "EER threshold of the raw cosine scores on the dev pairs"
-    return atomic_write_text(path, _to_json(record))
+    return atomic_write_text(path, to_json(record))
 
 
 def format_table(reports: Sequence[dict[str, Any]]) -> str:

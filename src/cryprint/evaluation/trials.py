@@ -1,0 +1,196 @@
+"""Score any list of trials: ``cryprint score --model M --trials trials.csv``.
+
+A trials file (WeSpeaker's idea, as CSV) lists one trial per row::
+
+    enrollment,test,label
+    ward3/baby07/birth.wav,ward3/baby07/discharge/,1
+    ward3/baby07/birth.wav,ward3/baby12/discharge/,0
+
+``enrollment`` and ``test`` are audio files or folders of segments (see
+:mod:`cryprint.data.inputs`), relative to the trials file's folder and inside it (a path that
+leaves it, absolute or through ``..`` or a link, is refused with its line number). ``label`` is
+optional: ``1``/``0`` or ``target``/``nontarget``. With labels the trials are evaluated exactly
+as ``cryprint evaluate`` evaluates a split's pairs: EER, minDCF, AUC, histogram and DET plot.
+
+Each distinct recording is embedded once (and only when the embedding store does not already
+hold it); the output folder (``scores.csv``, ``report.json``, figures) is written as a whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryprint import __version__
+from cryprint.errors import DataError
+from cryprint.evaluation.evaluate import (
+    C_FA,
+    C_MISS,
+    EER_DEFINITION,
+    REPORT_NAME,
+    metrics_or_none,
+    to_json,
+    write_figures,
+)
+from cryprint.io import (
+    atomic_write,
+    atomic_write_text,
+    check_replaceable_folder,
+    folder_lock,
+    replace_folder,
+    staging_folder,
+)
+from cryprint.models.folder import ModelSpec
+from cryprint.scoring import cosine_pairs
+
+TRIALS_COLUMNS = ("enrollment", "test")
+LABELS = {"1": 1, "0": 0, "target": 1, "nontarget": 0, "true": 1, "false": 0}
+
+
+def read_trials(path: Path | str) -> pd.DataFrame:
+    """The trials of ``path``: ``enrollment`` and ``test`` as written, ``enrollment_path`` and
+    ``test_path`` resolved inside the file's folder, and ``label`` (0/1) when the file has one.
+
+    Raises:
+        DataError: a missing file or column, an empty list, a path leaving the folder, an
+            unknown label — naming the line.
+    """
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: trials file not found") from None
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable trials CSV ({error})") from error
+    missing = [column for column in TRIALS_COLUMNS if column not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; a trials file has the columns "
+            "enrollment,test[,label]"
+        )
+    if frame.empty:
+        raise DataError(f"{path}: no trials")
+    base = path.resolve().parent
+    for column in TRIALS_COLUMNS:
+        frame[f"{column}_path"] = [
+            _inside(base, value, path, row + 2) for row, value in enumerate(frame[column])
+        ]
+    if "label" in frame.columns:
+        frame["label"] = [_label(value, path, row + 2) for row, value in enumerate(frame["label"])]
+    return frame
+
+
+def _inside(base: Path, value: str, path: Path, line: int) -> str:
+    relative = Path(value.strip())
+    if not value.strip() or relative.is_absolute():
+        raise DataError(f"{path}, line {line}: '{value}' must be a path relative to {base}")
+    resolved = (base / relative).resolve()
+    if resolved != base and base not in resolved.parents:
+        raise DataError(f"{path}, line {line}: '{value}' leads outside {base}")
+    return str(resolved)
+
+
+def _label(value: str, path: Path, line: int) -> int:
+    try:
+        return LABELS[value.strip().lower()]
+    except KeyError:
+        raise DataError(
+            f"{path}, line {line}: label '{value}' is not 1/0 or target/nontarget"
+        ) from None
+
+
+def score_trials(
+    model: ModelSpec,
+    trials: Path | str,
+    out: Path | str | None = None,
+    p_targets: Sequence[float] = (0.05, 0.01),
+    *,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score every trial of ``trials`` and write ``scores.csv``, ``report.json`` (and, with
+    labels, the metrics and figures of :func:`cryprint.evaluation.evaluate.evaluate`) to ``out``.
+
+    Args:
+        model: a model spec, a loaded model, or a :class:`cryprint.CryPrint`.
+        trials: the trials CSV (see the module docstring).
+        out: the output folder; default ``TRIALS_STEM-scores`` beside the trials file.
+        p_targets: minDCF priors (``c_miss = c_fa = 1``).
+
+    Returns:
+        The report (what ``report.json`` holds).
+    """
+    from cryprint.api import CryPrint
+
+    started = time.perf_counter()
+    trials = Path(trials)
+    table = read_trials(trials)
+    folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
+    check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
+    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device)
+    recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
+    embeddings = embedder.embed_many(recordings, progress=progress)
+    index = {recording: row for row, recording in enumerate(recordings)}
+    pairs = zip(table["enrollment_path"], table["test_path"], strict=True)
+    sides = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64)
+    scores = {"score": cosine_pairs(embeddings, embeddings, sides)}
+    labels = table["label"].to_numpy() if "label" in table.columns else None
+    report = _report(embedder, trials, table, len(recordings), labels, p_targets)
+    report.update(metrics_or_none(scores["score"], labels, p_targets))
+    with folder_lock(folder, "cryprint score"), staging_folder(folder) as staging:
+        _write_outputs(staging, table, scores, labels, report)
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        atomic_write_text(staging / REPORT_NAME, to_json(report))
+        replace_folder(staging, folder)
+    report["folder"] = str(folder)
+    return report
+
+
+def _report(
+    embedder: Any, trials: Path, table: pd.DataFrame, n_recordings: int,
+    labels: np.ndarray | None, p_targets: Sequence[float],
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "model": Path(embedder.source).name or embedder.source,
+        "model_source": embedder.source,
+        "model_id": embedder.model_id,
+        "split": trials.name,
+        "trials": str(trials.resolve()),
+        "n_pairs": len(table),
+        "n_target": None if labels is None else int(labels.sum()),
+        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
+        "n_recordings": n_recordings,
+        "score": "cosine",
+        "eer_definition": EER_DEFINITION,
+        "dcf_parameters": {
+            "p_targets": list(p_targets),
+            "c_miss": C_MISS,
+            "c_fa": C_FA,
+            "normalised": True,
+        },
+        "asnorm": None,
+        "files": {},
+        "cryprint_version": __version__,
+    }
+
+
+def _write_outputs(
+    staging: Path, table: pd.DataFrame, scores: dict[str, np.ndarray],
+    labels: np.ndarray | None, report: dict[str, Any],
+) -> None:  # fmt: skip
+    columns = {"enrollment": table["enrollment"], "test": table["test"], **scores}
+    if labels is not None:
+        columns["label"] = labels
+    frame = pd.DataFrame(columns)
+    written = atomic_write(
+        staging / "scores.csv",
+        lambda file: frame.to_csv(file, index=False, float_format="%.8g", lineterminator="\n"),
+    )
+    report["files"]["scores"] = written.name
+    if labels is not None:
+        report["files"].update(write_figures(staging, report, scores, labels))
