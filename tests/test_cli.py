@@ -96,3 +96,22 @@ def test_a_closed_pipe_ends_quietly(small_corpus: Path) -> None:
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr and "internal error" not in stderr, stderr
     assert process.returncode == 141
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    from cryprint.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help, (name, action.dest)
+        text = command.format_help()
+        for action in command._actions:
+            if "(default" in action.help:
+                continue  # the help states the default in its own words
+            default = action.default
+            if action.option_strings and not (
+                default is None or default is False or default == "==SUPPRESS=="
+            ):
+                assert f"default: {action.default}" in " ".join(text.split()), (name, action.dest)

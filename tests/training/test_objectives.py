@@ -9,7 +9,9 @@ from cryprint.errors import ConfigError
 from cryprint.training.objectives import (
     ClassifierObjective,
     DistanceStats,
+    ObjectiveOptions,
     build_objective,
+    build_triplet,
     distance_stats,
     is_collapsed,
 )
@@ -21,33 +23,83 @@ def _angles(*degrees: float) -> torch.Tensor:
     return torch.stack([torch.cos(radians), torch.sin(radians)], dim=1)
 
 
+def naive_hardest_triplets(
+    embeddings: torch.Tensor, labels: torch.Tensor, normalize: bool = True
+) -> list[tuple[int, int, int]]:
+    """For each anchor with a positive and a negative: (anchor, farthest positive, nearest
+    negative), by Euclidean distance between L2-normalised (or, ``normalize=False``, raw)
+    embeddings."""
+    unit = torch.nn.functional.normalize(embeddings, dim=1) if normalize else embeddings
+    triplets = []
+    for a in range(len(labels)):
+        positives = [p for p in range(len(labels)) if p != a and labels[p] == labels[a]]
+        negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
+        if not positives or not negatives:
+            continue
+        positive = max(positives, key=lambda p: float(torch.dist(unit[a], unit[p])))
+        negative = min(negatives, key=lambda n: float(torch.dist(unit[a], unit[n])))
+        triplets.append((a, positive, negative))
+    return triplets
+
+
 def naive_batch_hard(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) -> float:
     """For each anchor: farthest positive, nearest negative; mean of the non-zero losses."""
     unit = torch.nn.functional.normalize(embeddings, dim=1)
-    losses = []
-    for a in range(len(labels)):
-        positives = [
-            float(torch.dist(unit[a], unit[p]))
-            for p in range(len(labels))
-            if p != a and labels[p] == labels[a]
-        ]
-        negatives = [
-            float(torch.dist(unit[a], unit[n]))
-            for n in range(len(labels))
-            if labels[n] != labels[a]
-        ]
-        if not positives or not negatives:
-            continue
-        losses.append(max(0.0, max(positives) - min(negatives) + margin))
+    losses = [
+        max(0.0, float(torch.dist(unit[a], unit[p]) - torch.dist(unit[a], unit[n])) + margin)
+        for a, p, n in naive_hardest_triplets(embeddings, labels)
+    ]
     nonzero = [loss for loss in losses if loss > 0]
     return sum(nonzero) / len(nonzero) if nonzero else 0.0
+
+
+def _mined(embeddings: torch.Tensor, labels: torch.Tensor) -> list[tuple[int, int, int]]:
+    """The (anchor, positive, negative) triplets the triplet objective's miner returns."""
+    anchors, positives, negatives = build_triplet(margin=1.0, distributed=False).miner(
+        embeddings, labels
+    )
+    return sorted(zip(anchors.tolist(), positives.tolist(), negatives.tolist(), strict=True))
+
+
+def test_miner_picks_the_hardest_positive_and_negative_of_each_anchor() -> None:
+    # Angles with no ties among each anchor's hardest choices; baby 3 (300°) has no positive,
+    # so it is no anchor. The lengths differ: only normalised distances give the naive answer.
+    lengths = torch.tensor([1, 1, 3, 1, 0.5, 2, 1, 1, 0.6])[:, None]
+    embeddings = _angles(0, 10, 40, 100, 120, 170, 200, 260, 300) * lengths
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1, 3])
+    expected = naive_hardest_triplets(embeddings, labels)
+    assert [a for a, _, _ in expected] == list(range(8))
+    assert naive_hardest_triplets(embeddings, labels, normalize=False) != expected
+    assert _mined(embeddings, labels) == expected
+
+
+def test_miner_on_random_embeddings_equals_naive() -> None:
+    generator = torch.Generator().manual_seed(1)
+    embeddings = torch.randn(24, 16, generator=generator)
+    labels = torch.arange(6).repeat_interleave(4)[torch.randperm(24, generator=generator)]
+    assert _mined(embeddings, labels) == naive_hardest_triplets(embeddings, labels)
+
+
+@pytest.mark.parametrize(
+    "labels", [torch.zeros(5, dtype=torch.long), torch.arange(5)], ids=["one baby", "all differ"]
+)
+def test_miner_finds_no_triplet_without_a_positive_and_a_negative(labels: torch.Tensor) -> None:
+    embeddings = _angles(0, 30, 60, 90, 120)
+    assert naive_hardest_triplets(embeddings, labels) == []
+    assert _mined(embeddings, labels) == []
+
+
+def test_miner_and_loss_share_one_distance() -> None:
+    objective = build_triplet(margin=1.0, distributed=False)
+    assert objective.miner.distance is objective.loss.distance
+    assert objective.miner.distance.normalize_embeddings
 
 
 @pytest.mark.parametrize("margin", [0.2, 1.0])
 def test_triplet_loss_equals_naive_batch_hard(margin: float) -> None:
     embeddings = _angles(0, 10, 40, 100, 120, 170, 200, 260)
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
-    loss = build_objective("triplet", margin=margin)(embeddings, labels)
+    loss = build_objective("triplet", ObjectiveOptions(2, 2, margin=margin))(embeddings, labels)
     assert float(loss) == pytest.approx(naive_batch_hard(embeddings, labels, margin), abs=1e-5)
 
 
@@ -55,7 +107,7 @@ def test_triplet_loss_on_random_embeddings_equals_naive() -> None:
     generator = torch.Generator().manual_seed(0)
     embeddings = torch.randn(24, 16, generator=generator)
     labels = torch.arange(6).repeat_interleave(4)
-    loss = build_objective("triplet", margin=1.0)(embeddings, labels)
+    loss = build_objective("triplet", ObjectiveOptions(2, 2, margin=1.0))(embeddings, labels)
     assert float(loss) == pytest.approx(naive_batch_hard(embeddings, labels, 1.0), abs=1e-5)
 
 
@@ -63,13 +115,16 @@ def test_well_separated_batch_has_zero_loss() -> None:
     embeddings = _angles(0, 1, 90, 91, 180, 181)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     # nearest negative is ~1.41 away, farthest positive ~0.02: no triplet violates margin 1.0
-    assert float(build_objective("triplet", margin=1.0)(embeddings, labels)) == 0.0
+    assert (
+        float(build_objective("triplet", ObjectiveOptions(2, 2, margin=1.0))(embeddings, labels))
+        == 0.0
+    )
 
 
 def test_no_valid_triplet_gives_zero_loss_with_gradient() -> None:
     embeddings = torch.randn(4, 8, requires_grad=True)
     labels = torch.tensor([0, 1, 2, 3])  # no positive for any anchor
-    loss = build_objective("triplet", margin=1.0)(embeddings, labels)
+    loss = build_objective("triplet", ObjectiveOptions(2, 2, margin=1.0))(embeddings, labels)
     assert float(loss.detach()) == 0.0
     loss.backward()  # must not fail
     assert naive_batch_hard(embeddings.detach(), labels, 1.0) == 0.0
@@ -77,7 +132,7 @@ def test_no_valid_triplet_gives_zero_loss_with_gradient() -> None:
 
 def test_aam_objective_learns_its_classes() -> None:
     torch.manual_seed(0)
-    objective = build_objective("aam", num_classes=3, embedding_dim=8)
+    objective = build_objective("aam", ObjectiveOptions(num_classes=3, embedding_dim=8))
     assert isinstance(objective, ClassifierObjective)
     embeddings = torch.randn(12, 8)
     labels = torch.arange(3).repeat(4)
@@ -93,7 +148,7 @@ def test_aam_objective_learns_its_classes() -> None:
 
 def test_unknown_method_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match="triplet, aam"):
-        build_objective("contrastive")
+        build_objective("contrastive", ObjectiveOptions(2, 2))
 
 
 def test_distance_stats_and_collapse() -> None:

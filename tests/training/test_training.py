@@ -5,18 +5,31 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.multiprocessing
 
 from cryprint.data.corpus import Corpus
+from cryprint.embedding import embed_waveforms
 from cryprint.errors import ConfigError
 from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model
+from cryprint.scoring import compute_eer
 from cryprint.training.config import make_config
-from cryprint.training.trainer import train
+from cryprint.training.distributed import Distributed
+from cryprint.training.trainer import (
+    TrainingState,
+    build_model,
+    build_training_data,
+    restore,
+    train,
+)
+from cryprint.training.validation import ValidationSet, validation_loss
 from tiny_recipe import TINY_TRAINING as TINY
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +47,18 @@ def _weights_digest(model: torch.nn.Module) -> str:
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def _recomputed_validation(state: TrainingState, validation: ValidationSet) -> list[float]:
+    """[validation loss, validation EER] of ``state``'s weights, the EER from scratch: the
+    held-out babies' two sides embedded, each left side scored against each right side by a
+    plain cosine (the diagonal: same baby)."""
+    loss = validation_loss(state.embedder, state.validation_objective, validation, CPU)
+    embeddings = embed_waveforms(state.embedder, validation.left + validation.right)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    count = len(validation.left)
+    scores = unit[:count] @ unit[count:].T
+    return [loss, compute_eer(scores.ravel(), np.eye(count, dtype=int).ravel()).eer]
 
 
 def test_run_folder_holds_what_reproduces_the_run(
@@ -104,12 +129,21 @@ def test_same_seed_same_weights_other_seed_differs(
 def test_aam_baseline_trains_into_the_same_run_format(
     small_corpus: Path, corpus: Corpus, tmp_path: Path
 ) -> None:
-    result = train(
-        _config(small_corpus, tmp_path / "aam", method="aam", epochs=1), quiet=True, corpus=corpus
-    )
+    config = _config(small_corpus, tmp_path / "aam", method="aam", epochs=1)
+    result = train(config, quiet=True, corpus=corpus)
     assert len(result.history) == 2
     assert (tmp_path / "aam" / "best" / "embedding_model.ckpt").is_file()
-    assert 0.0 <= result.history[-1]["validation_eer"] <= 1.0
+    # The recorded numbers belong to the weights they claim: epoch 0's to the initial weights,
+    # epoch 1's to its checkpoint, whose embedder best/ holds (the only epoch, so the best).
+    data = build_training_data(config, corpus, Distributed())
+    state = build_model(config, data.num_classes, CPU, Distributed())
+    initial = _recomputed_validation(state, data.validation)
+    restore(state, tmp_path / "aam", config)
+    assert state.start_epoch == 2
+    trained = _recomputed_validation(state, data.validation)
+    recorded = [row[key] for row in result.history for key in ("validation_loss", "validation_eer")]
+    assert recorded == pytest.approx(initial + trained, abs=1e-5)
+    assert _weights_digest(load_model(result.best).model) == _weights_digest(state.embedder)
 
 
 def _free_port() -> int:

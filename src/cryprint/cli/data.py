@@ -49,19 +49,23 @@ def add_data(subparsers: argparse._SubParsersAction) -> None:
     )
     download.add_argument("--dest", type=Path, required=True, help="where to put the data set")
     download.add_argument("--repo", default=DATASET_REPO_ID, help="the hub dataset repo")
-    download.add_argument("--quiet", action="store_true")
+    download.add_argument("--quiet", action="store_true", help="no progress bars")
     download.set_defaults(handler=cmd_download)
 
     synth = subparsers.add_parser("synth", help="write a synthetic CryCeleb-format corpus")
-    synth.add_argument("--dest", type=Path, required=True)
-    synth.add_argument("--babies", type=int, default=240)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--dest", type=Path, required=True, help="the corpus folder to write")
+    synth.add_argument("--babies", type=int, default=240, help="babies in all splits (20-5000)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     synth.add_argument("--difficulty", type=float, default=1.0, help="0 easy, 1 default, 2 hard")
-    synth.add_argument("--overwrite", action="store_true", help="replace an earlier corpus at DEST")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier synthetic corpus at DEST (only one cryprint wrote)",
+    )
     synth.set_defaults(handler=cmd_synth)
 
     info = subparsers.add_parser("info", help="the split table of a CryCeleb-layout directory")
-    info.add_argument("data", type=Path)
-    info.add_argument("--json", action="store_true")
+    info.add_argument("data", type=Path, help="a CryCeleb-layout data directory")
+    info.add_argument("--json", action="store_true", help="print the table as JSON")
     info.add_argument("--no-check-files", action="store_true", help="skip checking audio files")
     info.set_defaults(handler=cmd_info)

@@ -31,7 +31,12 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="the main job end to end on the synthetic corpus (or --full on CryCeleb2023)"
     )
     demo.add_argument("--out", type=Path, default=Path("demo"), help="where everything goes")
-    demo.add_argument("--method", choices=["triplet", "aam"], default="triplet")
+    demo.add_argument(
+        "--method",
+        choices=["triplet", "aam"],
+        default="triplet",
+        help="triplet loss (the main method) or the AAM-softmax baseline",
+    )
     demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's)")
     demo.add_argument(
         "--full",
@@ -40,5 +45,5 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
         "speechbrain/spkrec-ecapa-voxceleb with the reference recipe, evaluate, submit",
     )
     demo.add_argument("--data", type=Path, help="with --full: the CryCeleb2023 directory")
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--quiet", action="store_true", help="print only the result table")
     demo.set_defaults(handler=cmd_demo)

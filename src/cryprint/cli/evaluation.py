@@ -111,7 +111,9 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     embed.add_argument("--model", required=True, help=MODEL_HELP)
     embed.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
-    embed.add_argument("--split", choices=["dev", "test", "train"], required=True)
+    embed.add_argument(
+        "--split", choices=["dev", "test", "train"], required=True, help="which split to embed"
+    )
     embed.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     embed.add_argument("--device", default="auto", help=DEVICE_HELP)
     embed.set_defaults(handler=cmd_embed)
@@ -127,7 +129,9 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         "--model", action="append", required=True, help=f"{MODEL_HELP}; repeat to compare"
     )
     evaluate.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
-    evaluate.add_argument("--split", choices=["dev", "test"], default="dev")
+    evaluate.add_argument(
+        "--split", choices=["dev", "test"], default="dev", help="whose pairs to score"
+    )
     evaluate.add_argument(
         "--out", type=Path, help="output folder (default evaluation-SPLIT; a subfolder per model)"
     )

@@ -44,7 +44,9 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
     )
     calibrate.add_argument("--model", required=True, help="a local model folder")
     calibrate.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
-    calibrate.add_argument("--split", choices=["dev", "test"], default="dev")
+    calibrate.add_argument(
+        "--split", choices=["dev", "test"], default="dev", help="the labelled pairs to fit on"
+    )
     calibrate.add_argument("--device", default="auto", help=DEVICE_HELP)
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -62,6 +64,6 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="same baby when score >= this (default: the model folder's dev EER threshold)",
     )
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     verify.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
     verify.set_defaults(handler=cmd_verify)

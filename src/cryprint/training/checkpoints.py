@@ -5,6 +5,11 @@ EER, and the SHA-256 of its bytes. A checkpoint file is written completely (temp
 fsync, rename) before the index names it, so a crash at any moment leaves the index naming only
 complete files. On load, a file whose checksum does not match (truncated, corrupted) is reported
 and the previous good one is used.
+
+The index is checked whenever it is read: each entry names its own epoch's ``epoch-NNNN.ckpt``
+inside the folder (no other path, no link out of it) with a well-formed checksum and numbers,
+or the whole index is refused with a :class:`CheckpointError` before anything is read or
+deleted. Pruning deletes only regular files.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import io
 import json
 import logging
 import pickle
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +42,76 @@ class CheckpointEntry:
     validation_eer: float
 
 
+_ENTRY_FIELDS = frozenset(field.name for field in fields(CheckpointEntry))
+_SHA256 = re.compile("[0-9a-f]{64}")
+
+
+def _entry_problem(raw: Any, folder: Path) -> str | None:
+    """Why one index entry cannot be trusted, or None. Its file must be this epoch's own
+    ``epoch-NNNN.ckpt`` and resolve inside ``folder``: an index naming ``../x``, an absolute
+    path or a link out of the folder would make pruning delete (and loading read) files that
+    are not this run's."""
+    if not isinstance(raw, dict) or set(raw) != _ENTRY_FIELDS:
+        return f"an entry must have exactly the fields {', '.join(sorted(_ENTRY_FIELDS))}"
+    epoch, file = raw["epoch"], raw["file"]
+    if type(epoch) is not int or epoch < 0:
+        return f"epoch {epoch!r} is not an integer >= 0"
+    if file != f"epoch-{epoch:04d}.ckpt":
+        return f"file {file!r} of epoch {epoch} is not 'epoch-{epoch:04d}.ckpt'"
+    if not _stays_inside(folder, file):
+        return f"{file} leads outside the folder (a symbolic link)"
+    if not (isinstance(raw["sha256"], str) and _SHA256.fullmatch(raw["sha256"])):
+        return f"sha256 of epoch {epoch} is not 64 hexadecimal digits"
+    for name in ("validation_loss", "validation_eer"):
+        if type(raw[name]) not in (int, float):
+            return f"{name} of epoch {epoch} is not a number"
+    return None
+
+
+def _stays_inside(folder: Path, name: str) -> bool:
+    try:
+        return (folder / name).resolve().parent == folder.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop
+        return False
+
+
 def _read_index(folder: Path) -> list[CheckpointEntry]:
+    """The index's entries, each checked (see :func:`_entry_problem`).
+
+    Raises:
+        CheckpointError: the index is unreadable or any entry is malformed; nothing is used.
+    """
     path = folder / INDEX_NAME
     if not path.is_file():
         return []
     try:
-        return [CheckpointEntry(**entry) for entry in json.loads(path.read_text())["checkpoints"]]
+        raw_entries = json.loads(path.read_text())["checkpoints"]
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: unreadable checkpoint index ({error})") from error
+    if not isinstance(raw_entries, list):
+        raise CheckpointError(f"{path}: unreadable checkpoint index ('checkpoints' is no list)")
+    seen: set[int] = set()
+    entries = []
+    for raw in raw_entries:
+        problem = _entry_problem(raw, folder)
+        if problem is None and raw["epoch"] in seen:
+            problem = f"epoch {raw['epoch']} is listed twice"
+        if problem is not None:
+            raise CheckpointError(
+                f"{path}: refusing this checkpoint index: {problem}; "
+                "restore the folder from a backup or start a new run"
+            )
+        seen.add(raw["epoch"])
+        entries.append(
+            CheckpointEntry(
+                raw["epoch"],
+                raw["file"],
+                raw["sha256"],
+                float(raw["validation_loss"]),
+                float(raw["validation_eer"]),
+            )
+        )
+    return entries
 
 
 def _write_index(folder: Path, entries: list[CheckpointEntry]) -> None:
@@ -111,12 +179,22 @@ def prune_checkpoints(folder: Path, keep: int, select_by: str = "loss") -> None:
     _write_index(folder, [e for e in entries if e.epoch in kept])
     for entry in entries:
         if entry.epoch not in kept:
-            (folder / entry.file).unlink(missing_ok=True)
+            _remove_checkpoint_file(folder / entry.file)
     # Files no index names (left by a crash between writing a file and the index) go too.
     named = {e.file for e in entries if e.epoch in kept}
     for stray in folder.glob("epoch-*.ckpt"):
         if stray.name not in named:
-            stray.unlink()
+            _remove_checkpoint_file(stray)
+
+
+def _remove_checkpoint_file(path: Path) -> None:
+    """Delete ``path`` when it is a regular file; a link (wherever it points) or a folder that
+    happens to carry a checkpoint's name is not one cryprint wrote, and is left alone."""
+    if path.is_symlink() or not path.is_file():
+        if path.exists() or path.is_symlink():
+            logger.warning("left %s alone: not a regular checkpoint file", path)
+        return
+    path.unlink(missing_ok=True)
 
 
 def verify(folder: Path, entry: CheckpointEntry) -> bool:
