@@ -111,3 +111,14 @@ def test_export_and_card(model_folder: Path, tmp_path: Path) -> None:
     assert (tmp_path / "hub" / "README.md").is_file()
     assert cli("model-card", "--model", model_folder) == 0
     assert (model_folder / "README.md").read_text().startswith("---\nlibrary_name: speechbrain")
+
+
+def test_evaluate_writes_beside_the_model_by_default(
+    small_corpus: Path, model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli("evaluate", "--model", model_folder, "--data", small_corpus) == 0
+    assert (model_folder.parent / "evaluation-dev" / "report.json").is_file()
+    assert list(elsewhere.iterdir()) == []  # nothing in the current directory

@@ -36,9 +36,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.evaluate import evaluate, format_table
+    from cryprint.evaluation.evaluate import default_output, evaluate, format_table
 
-    out = args.out if args.out is not None else Path(f"evaluation-{args.split}")
+    out = args.out or default_output(args.model, args.data, args.split)
     reports = evaluate(
         args.model,
         args.data,
@@ -133,7 +133,10 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         "--split", choices=["dev", "test"], default="dev", help="whose pairs to score"
     )
     evaluate.add_argument(
-        "--out", type=Path, help="output folder (default evaluation-SPLIT; a subfolder per model)"
+        "--out",
+        type=Path,
+        help="output folder, a subfolder per model (default: evaluation-SPLIT beside the model "
+        "folder, or DATA-evaluation-SPLIT beside the data)",
     )
     add_as_norm_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")

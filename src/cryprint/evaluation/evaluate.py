@@ -45,12 +45,19 @@ from cryprint.io import (
 )
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import EVALUATION_NAME, LoadedModel, ModelSpec, as_loaded
-from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
+from cryprint.scoring import (
+    compute_auc,
+    compute_eer,
+    compute_min_dcf,
+    threshold_at_false_accept_rate,
+)
 
 logger = logging.getLogger(__name__)
 
 C_MISS = 1.0
 C_FA = 1.0
+# The false acceptance rate of the low-false-accept threshold stored for verify ("far1").
+FAR_TARGET = 0.01
 # Every evaluation folder holds it (written last): the mark of a folder evaluate may replace.
 REPORT_NAME = "report.json"
 EER_DEFINITION = (
@@ -88,6 +95,21 @@ def trial_metrics(
         "min_dcf_threshold": min_dcf_threshold,
         "auc": compute_auc(scores, labels),
     }
+
+
+def default_output(models: Sequence[ModelSpec], root: Path | str, split: str) -> Path:
+    """Where an evaluation goes when no folder is given: beside the model folder when there is
+    one local model folder (``runs/NAME/best`` → ``runs/NAME/evaluation-dev``), else beside the
+    data directory (``data/cryceleb`` → ``data/cryceleb-evaluation-dev``)."""
+    if len(models) == 1 and isinstance(models[0], str | Path):
+        folder = Path(models[0]).expanduser()
+        try:
+            if folder.is_dir():
+                return folder.resolve().parent / f"evaluation-{split}"
+        except OSError:
+            pass  # not a folder we can look at: beside the data then
+    root = Path(root).resolve()
+    return root.parent / f"{root.name}-evaluation-{split}"
 
 
 def output_names(models: Sequence[ModelSpec]) -> list[str]:
@@ -336,10 +358,18 @@ def _split_summary(report: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _update_model_evaluation(model_folder: Path, report: dict[str, Any]) -> Path:
-    """Record this split's metrics in the model folder's ``evaluation.json``; the dev split's
-    EER threshold becomes the folder's verification threshold. Metrics of other weights (an
-    older ``model_id``) are dropped."""
+def _update_model_evaluation(
+    model_folder: Path,
+    report: dict[str, Any],
+    scores: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> Path:
+    """Record this split's metrics in the model folder's ``evaluation.json``. From the dev
+    split also the thresholds ``cryprint verify`` decides at, under ``thresholds`` by the name
+    ``--operating-point`` takes: ``eer`` (also kept as ``threshold``, the default) and, given
+    the raw cosine ``scores`` (float [n_pairs]) and ``labels`` (0/1 [n_pairs]), ``far1``
+    (false acceptance rate at most 1 %). Metrics of other weights (an older ``model_id``)
+    are dropped."""
     path = model_folder / EVALUATION_NAME
     record: dict[str, Any] = {"model_id": report["model_id"], "splits": {}}
     if path.is_file():
@@ -355,6 +385,21 @@ def _update_model_evaluation(model_folder: Path, report: dict[str, Any]) -> Path
     if report["split"] == "dev":
         record["threshold"] = report["threshold"]
         record["threshold_source"] = "EER threshold of the raw cosine scores on the dev pairs"
+        record["thresholds"] = {
+            "eer": {"threshold": report["threshold"], "source": record["threshold_source"]}
+        }
+        if scores is not None and labels is not None:
+            reached = threshold_at_false_accept_rate(scores, labels, FAR_TARGET)
+            finite = bool(np.isfinite(reached.threshold))
+            record["thresholds"]["far1"] = {
+                "threshold": reached.threshold if finite else None,
+                "source": (
+                    f"lowest threshold accepting at most {100 * FAR_TARGET:g} % of the dev "
+                    "different-baby pairs (raw cosine scores)"
+                ),
+                "far": reached.far,
+                "frr": reached.frr,
+            }
     return atomic_write_text(path, to_json(record))
 
 
