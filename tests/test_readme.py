@@ -1,0 +1,42 @@
+"""The README's Python example runs as written, on a tiny model laid out where the demo puts
+its own."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cryprint.evaluation.evaluate import evaluate
+from cryprint.models.folder import save_model_folder
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_example() -> str:
+    section = README.read_text().split("## Python API", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "the README's Python API section has no python block"
+    return match.group(1)
+
+
+def test_the_python_api_example_runs(
+    small_corpus: Path,
+    make_model,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    corpus = tmp_path / "demo" / "corpus"
+    shutil.copytree(small_corpus, corpus, copy_function=os.link)
+    model = save_model_folder(make_model(0), tmp_path / "demo" / "runs" / "triplet" / "best")
+    evaluate([model], corpus, "dev", tmp_path / "evaluation")  # stores the dev threshold
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_python_example(), "README.md", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    assert printed[0] in ("True", "False")
+    assert -1 <= float(printed[1]) <= 1
+    assert "evaluation.json" in " ".join(printed[2:])
