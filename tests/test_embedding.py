@@ -51,3 +51,29 @@ def test_the_training_mode_is_restored_and_no_input_gives_an_empty_array() -> No
     embed_waveforms(model, _waveforms()[:1])
     assert model.training
     assert embed_waveforms(model, []).shape == (0, 0)
+
+
+def test_tta_views_are_the_whole_then_evenly_spaced_crops() -> None:
+    from cryprint.embedding import tta_views
+
+    audio = np.arange(16000, dtype=np.float32)
+    views = tta_views(audio, 3)
+    assert len(views) == 3 and views[0] is audio
+    np.testing.assert_array_equal(views[1], audio[:12800])
+    np.testing.assert_array_equal(views[2], audio[3200:])
+    assert [len(v) for v in tta_views(audio[:4000], 5)] == [4000]  # too short for crops
+    assert len(tta_views(audio, 1)) == 1
+
+
+def test_tta_embedding_is_the_normalised_mean_of_the_views() -> None:
+    from cryprint.embedding import embed_with_tta, tta_views
+
+    torch.manual_seed(0)
+    model = CryEmbedder(ModelConfig.small(8))
+    audio = np.random.default_rng(0).normal(0, 0.1, 24000).astype(np.float32)
+    views = embed_waveforms(model, tta_views(audio, 4))
+    unit = views / np.linalg.norm(views, axis=1, keepdims=True)
+    expected = unit.mean(axis=0) / np.linalg.norm(unit.mean(axis=0))
+    result = embed_with_tta(model, [audio], 4)[0]
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(embed_with_tta(model, [audio], 4)[0], result)  # deterministic

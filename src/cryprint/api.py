@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cryprint.data.inputs import check_recording, read_recording, recording_files
-from cryprint.embedding import embed_waveforms
-from cryprint.errors import AudioError
+from cryprint.embedding import embed_waveforms, embed_with_tta
+from cryprint.errors import AudioError, ConfigError
 from cryprint.evaluation.verify import VerifyResult, operating_point
 from cryprint.models.device import resolve_device
 from cryprint.models.folder import LoadedModel, ModelSpec, as_loaded, model_identity
@@ -46,6 +46,8 @@ class CryPrint:
         device: ``cpu`` (default), ``auto``, ``cuda``, ``cuda:N``.
         store: the embedding store — True for the default one (:func:`cryprint.store.
             default_store_path`), a path, an :class:`EmbeddingStore`, or False for none.
+        tta: test-time augmentation views per recording (1 = none; see
+            :func:`cryprint.embedding.embed_with_tta`); part of the store's key.
 
     Raises:
         ModelError, HubError: the model cannot be loaded. ConfigError: no such device.
@@ -57,7 +59,11 @@ class CryPrint:
         *,
         device: str = "cpu",
         store: EmbeddingStore | Path | str | bool | None = True,
+        tta: int = 1,
     ) -> None:
+        if isinstance(tta, bool) or not isinstance(tta, int) or not 1 <= tta <= 64:
+            raise ConfigError(f"tta must be a whole number of views from 1 to 64, got {tta!r}")
+        self.tta = tta
         self.device = resolve_device(device)
         self.loaded: LoadedModel = as_loaded(model)
         self.loaded.model.to(self.device).eval()
@@ -113,7 +119,7 @@ class CryPrint:
             names: what each recording is, for messages.
             progress: log progress (a bar on a terminal, periodic lines otherwise).
         """
-        keys = list(keys)
+        keys = [key if self.tta == 1 else f"{key}|tta{self.tta}" for key in keys]
         found = self.store.get(self.model_id, keys) if self.store is not None else {}
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
         with Progress(len(missing), "embedding", enabled=progress) as bar:
@@ -136,12 +142,11 @@ class CryPrint:
     ) -> dict[str, np.ndarray]:
         """Embed recordings ``chunk`` (indices) and store them; chunked so memory stays bounded
         and an interrupted run keeps what it computed."""
-        computed = embed_waveforms(
-            self.loaded.model,
-            [read(i) for i in chunk],
-            self.device,
-            names=[names[i] for i in chunk],
-        )
+        waveforms, labels = [read(i) for i in chunk], [names[i] for i in chunk]
+        if self.tta > 1:
+            computed = embed_with_tta(self.loaded.model, waveforms, self.tta, self.device, labels)
+        else:
+            computed = embed_waveforms(self.loaded.model, waveforms, self.device, names=labels)
         self.computed += len(chunk)
         fresh = {keys[i]: computed[row] for row, i in enumerate(chunk)}
         if self.store is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from cryprint.errors import ConfigError
 
@@ -18,8 +17,9 @@ def print_json(payload: object) -> None:
 
 
 def progress() -> bool:
-    """Progress bars only on a terminal."""
-    return sys.stderr.isatty()
+    """Commands show progress: a bar on a terminal, a line every few seconds elsewhere
+    (:class:`cryprint.progress.Progress`)."""
+    return True
 
 
 def add_as_norm_options(parser: argparse.ArgumentParser) -> None:
@@ -42,3 +42,13 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
     if not args.as_norm:
         return None
     return "auto" if args.cohort_top_n is None else args.cohort_top_n
+
+
+def add_tta_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        help="test-time augmentation: embed each recording as the mean of N views (the whole "
+        "recording and N-1 overlapping crops); 1 = off. Use the same N to evaluate and to verify",
+    )

@@ -9,6 +9,7 @@ from cryprint.cli.common import (
     DEVICE_HELP,
     MODEL_HELP,
     add_as_norm_options,
+    add_tta_option,
     as_norm_option,
     print_json,
     progress,
@@ -16,21 +17,16 @@ from cryprint.cli.common import (
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from cryprint.api import CryPrint
     from cryprint.evaluation.embed import embed_split
-    from cryprint.models.folder import as_loaded
 
-    embeddings = embed_split(
-        as_loaded(args.model),
-        args.data,
-        args.split,
-        args.out,
-        device=args.device,
-        progress=progress(),
-    )
+    embedder = CryPrint(args.model, device=args.device, tta=args.tta)
+    embeddings = embed_split(embedder, args.data, args.split, args.out, progress=progress())
     how = "reused" if embeddings.from_cache else "wrote"
     print(
         f"{how} {len(embeddings.keys)} {args.split} recording embeddings "
-        f"({embeddings.dim}-d, model {embeddings.model_id[:12]}) in {args.out}"
+        f"({embeddings.dim}-d, model {embeddings.model_id[:12]}; {embedder.computed} computed, "
+        f"the rest from the embedding store) in {args.out}"
     )
     return 0
 
@@ -47,6 +43,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         as_norm_top_n=as_norm_option(args),
         device=args.device,
         progress=progress(),
+        tta=args.tta,
     )
     if args.json:
         print_json(reports)
@@ -66,6 +63,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         as_norm_top_n=as_norm_option(args),
         device=args.device,
         progress=progress(),
+        tta=args.tta,
     )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
@@ -78,7 +76,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from cryprint.evaluation.trials import score_trials
 
     report = score_trials(
-        args.model, args.trials, args.out, device=args.device, progress=progress()
+        args.model, args.trials, args.out, device=args.device, progress=progress(), tta=args.tta
     )
     if args.json:
         print_json(report)
@@ -116,6 +114,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     embed.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     embed.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_tta_option(embed)
     embed.set_defaults(handler=cmd_embed)
 
     evaluate = subparsers.add_parser(
@@ -141,6 +140,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     add_as_norm_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
     evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_tta_option(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     submit = subparsers.add_parser(
@@ -151,6 +151,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
     add_as_norm_options(submit)
     submit.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_tta_option(submit)
     submit.set_defaults(handler=cmd_submit)
 
     score = subparsers.add_parser(
@@ -167,6 +168,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--json", action="store_true", help="print the report as JSON")
     score.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_tta_option(score)
     score.set_defaults(handler=cmd_score)
 
     export = subparsers.add_parser(

@@ -109,6 +109,7 @@ def embed_split(
     device: str = "cpu",
     progress: bool = False,
     store: bool | Path | str = True,
+    tta: int = 1,
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
     embedding store holds for these weights and these audio files.
@@ -123,8 +124,8 @@ def embed_split(
             there (atomically).
         device: where to run the model (``auto``, ``cpu``, ``cuda``, ...).
         progress: show progress.
-        store: the embedding store (see :class:`cryprint.CryPrint`); ignored when ``model`` is
-            a CryPrint (it has its own).
+        store, tta: the embedding store and test-time augmentation views (see
+            :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint (it has its own).
 
     Returns:
         :class:`RecordingEmbeddings`, float32 [n_recordings, dim], sorted by baby then period.
@@ -137,7 +138,9 @@ def embed_split(
 
     root = Path(root)
     keys, data_id = split_keys(root, split)
-    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device, store=store)
+    if not isinstance(model, CryPrint):
+        model = CryPrint(model, device=device, store=store, tta=tta)
+    embedder = model
     if cache is not None:
         cached = load_embeddings(cache, missing_ok=True)
         identity = (embedder.model_id, data_id, keys)

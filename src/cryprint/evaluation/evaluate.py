@@ -44,7 +44,7 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.ecapa import CryEmbedder
-from cryprint.models.folder import EVALUATION_NAME, LoadedModel, ModelSpec, as_loaded
+from cryprint.models.folder import EVALUATION_NAME, LoadedModel, ModelSpec
 from cryprint.scoring import (
     compute_auc,
     compute_eer,
@@ -143,6 +143,7 @@ def evaluate(
     *,
     device: str = "auto",
     progress: bool = False,
+    tta: int = 1,
 ) -> list[dict[str, Any]]:
     """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
 
@@ -156,7 +157,8 @@ def evaluate(
             than the cohort, the train split's recordings).
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
         device: ``auto``, ``cpu``, ``cuda``...
-        progress: show progress bars.
+        progress: show progress.
+        tta: test-time augmentation views per recording (see :class:`cryprint.CryPrint`).
 
     Returns:
         One report per model (the content of its ``report.json``): at least ``eer``,
@@ -176,29 +178,21 @@ def evaluate(
     folders = [out_dir if len(model_specs) == 1 else out_dir / name for name in names]
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
-    loaded = [as_loaded(spec) for spec in model_specs]  # every model loads before any embedding
+    # Every model loads before any embedding: a missing second model fails now, not in an hour.
+    embedders = [CryPrint(spec, device=device, tta=tta) for spec in model_specs]
     reports = []
     with folder_lock(out_dir, "cryprint evaluate"):
-        for model, name, folder in zip(loaded, names, folders, strict=True):
+        for embedder, name, folder in zip(embedders, names, folders, strict=True):
             reports.append(
                 _evaluate_one(
-                    model,
-                    name,
-                    root,
-                    split,
-                    pairs,
-                    folder,
-                    as_norm_top_n,
-                    p_targets,
-                    device,
-                    progress,
+                    embedder, name, root, split, pairs, folder, as_norm_top_n, p_targets, progress
                 )
             )
     return reports
 
 
 def _evaluate_one(
-    loaded: LoadedModel,
+    embedder: CryPrint,
     name: str,
     root: Path,
     split: str,
@@ -206,7 +200,6 @@ def _evaluate_one(
     folder: Path,
     as_norm_top_n: TopN | None,
     p_targets: Sequence[float],
-    device: str,
     progress: bool,
 ) -> dict[str, Any]:
     """Score, then write the model's whole output folder: assembled in a staging folder and
@@ -214,10 +207,11 @@ def _evaluate_one(
     started = time.perf_counter()
     with staging_folder(folder) as staging:
         scores, embeddings, asnorm = _score(
-            loaded, root, split, pairs, staging, as_norm_top_n, device, progress
+            embedder, root, split, pairs, staging, as_norm_top_n, progress
         )
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
-        report = _report(loaded, name, root, split, pairs, labels, embeddings, asnorm)
+        report = _report(embedder.loaded, name, root, split, pairs, labels, embeddings, asnorm)
+        report["tta"] = embedder.tta
         report.update(metrics_or_none(scores["score"], labels, p_targets))
         if asnorm is not None:
             asnorm.update(metrics_or_none(scores["score_asnorm"], labels, p_targets))
@@ -230,6 +224,7 @@ def _evaluate_one(
         report["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(staging / REPORT_NAME, to_json(report))
         replace_folder(staging, folder)
+    loaded = embedder.loaded
     if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
         try:
             _update_model_evaluation(loaded.folder, report)
@@ -241,12 +236,11 @@ def _evaluate_one(
 
 
 def _score(
-    loaded: LoadedModel, root: Path, split: str, pairs: pd.DataFrame, staging: Path,
-    as_norm_top_n: TopN | None, device: str, progress: bool,
+    embedder: CryPrint, root: Path, split: str, pairs: pd.DataFrame, staging: Path,
+    as_norm_top_n: TopN | None, progress: bool,
 ) -> tuple[dict[str, np.ndarray], RecordingEmbeddings, dict[str, Any] | None]:  # fmt: skip
     """Cosine (and AS-norm) scores of the pairs; the embeddings also saved in the output
     folder."""
-    embedder = CryPrint(loaded, device=device)
 
     def embed(which: str) -> RecordingEmbeddings:
         return embed_split(

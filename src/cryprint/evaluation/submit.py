@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs, read_sample_submission
 from cryprint.errors import DataError
 from cryprint.evaluation.embed import embed_split
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.io import atomic_write_text, writable_target
-from cryprint.models.folder import ModelSpec, as_loaded, model_identity
+from cryprint.models.folder import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def write_submission(
     *,
     device: str = "auto",
     progress: bool = False,
+    tta: int = 1,
 ) -> Submission:
     """Score every pair of ``test_pairs.csv`` and write ``out`` in the ids and order of
     ``sample_submission.csv``.
@@ -84,7 +86,8 @@ def write_submission(
         as_norm_top_n: None for cosine scores; ``"auto"`` or an int for AS-norm scores against
             the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
         device: ``auto``, ``cpu``, ``cuda``...
-        progress: show progress bars.
+        progress: show progress.
+        tta: test-time augmentation views per recording (see :class:`cryprint.CryPrint`).
 
     Raises:
         DataError: the sample's ids are not exactly the test pairs' ids, or a score is not
@@ -109,13 +112,13 @@ def write_submission(
             f"{len(pairs)} (first test pair missing from the sample: {missing[0]})"
         )
 
-    loaded = as_loaded(model)
-    embeddings = embed_split(loaded, root, "test", device=device, progress=progress)
+    embedder = CryPrint(model, device=device, tta=tta)
+    embeddings = embed_split(embedder, root, "test", progress=progress)
     top_n = None
     if as_norm_top_n is None:
         scores = score_pairs(embeddings, pairs)
     else:
-        cohort = embed_split(loaded, root, "train", device=device, progress=progress)
+        cohort = embed_split(embedder, root, "train", progress=progress)
         top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
         scores = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
 
@@ -128,4 +131,4 @@ def write_submission(
     written = pd.read_csv(io.StringIO(text), dtype={"id": str}, keep_default_na=False)
     check_submission(written, sample)
     atomic_write_text(out, text)
-    return Submission(out, len(submission), model_identity(loaded), top_n)
+    return Submission(out, len(submission), embedder.model_id, top_n)

@@ -112,6 +112,7 @@ def score_trials(
     *,
     device: str = "cpu",
     progress: bool = False,
+    tta: int = 1,
 ) -> dict[str, Any]:
     """Score every trial of ``trials`` and write ``scores.csv``, ``report.json`` (and, with
     labels, the metrics and figures of :func:`cryprint.evaluation.evaluate.evaluate`) to ``out``.
@@ -121,6 +122,7 @@ def score_trials(
         trials: the trials CSV (see the module docstring).
         out: the output folder; default ``TRIALS_STEM-scores`` beside the trials file.
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
+        tta: test-time augmentation views per recording (see :class:`cryprint.CryPrint`).
 
     Returns:
         The report (what ``report.json`` holds).
@@ -132,7 +134,7 @@ def score_trials(
     table = read_trials(trials)
     folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
     check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
-    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device)
+    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device, tta=tta)
     recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)
     index = {recording: row for row, recording in enumerate(recordings)}
@@ -174,6 +176,7 @@ def _report(
             "normalised": True,
         },
         "asnorm": None,
+        "tta": embedder.tta,
         "files": {},
         "cryprint_version": __version__,
     }
