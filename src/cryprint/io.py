@@ -70,7 +70,7 @@ def writable_target(path: Path | str) -> Path:
     except FileNotFoundError:
         return target
     except OSError as error:
-        raise _output_error(path, error) from error
+        raise output_error(path, error) from error
     if not stat.S_ISREG(mode):
         raise OutputError(
             f"{path} is {_kind(mode)}; cryprint writes only regular files — give a file path"
@@ -93,7 +93,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
             prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=target.parent
         )
     except OSError as error:
-        raise _output_error(path, error) from error
+        raise output_error(path, error) from error
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -103,7 +103,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
         os.replace(temporary, target)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        raise _output_error(path, error) from error
+        raise output_error(path, error) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -154,7 +154,7 @@ def staging_folder(target: Path | str) -> Iterator[Path]:
         staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}{_TEMPORARY_SUFFIX}"
         staging.mkdir()
     except OSError as error:
-        raise _output_error(target, error) from error
+        raise output_error(target, error) from error
     try:
         yield staging
     except BaseException:
@@ -176,7 +176,7 @@ def check_replaceable_folder(target: Path | str, marker: str, what: str) -> None
         if not target.exists() or not any(target.iterdir()) or (target / marker).is_file():
             return
     except OSError as error:
-        raise _output_error(target, error) from error
+        raise output_error(target, error) from error
     raise OutputError(
         f"{target} is not empty and was not written by cryprint as {what} (no {marker}); "
         "nothing was changed — choose a new or empty folder"
@@ -200,7 +200,7 @@ def replace_folder(staging: Path, target: Path) -> None:
             raise
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise _output_error(target, error) from error
+        raise output_error(target, error) from error
     shutil.rmtree(retired, ignore_errors=True)
 
 
@@ -223,7 +223,7 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
-        raise _output_error(folder, error) from error
+        raise output_error(folder, error) from error
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -253,13 +253,27 @@ def _lock_holder(status: os.stat_result) -> str:
     return "another process"
 
 
-def _output_error(path: Path, error: OSError) -> OutputError:
+def output_error(path: Path, error: OSError, what: str = "", on_full_disk: str = "") -> OutputError:
+    """The :class:`OutputError` for an OS error writing ``path``: 'disk full' (with what to do,
+    ``on_full_disk``), 'not writable', 'name too long' ... ``what`` says what was being done."""
+    doing = f" ({what})" if what else ""
     if error.errno == errno.ENOSPC:
-        return OutputError(f"{path}: no space left on the device; earlier outputs are intact")
+        advice = on_full_disk or "earlier outputs are intact"
+        return OutputError(f"{path}: disk full, no space left on the device{doing}; {advice}")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"{path}: not writable ({error.strerror})")
+        return OutputError(f"{path}: not writable{doing} ({error.strerror})")
     if error.errno == errno.ENAMETOOLONG:
         return OutputError(f"{path}: file name too long")
     if error.errno == errno.ENOTDIR:
         return OutputError(f"{path}: a part of the path is not a folder")
-    return OutputError(f"{path}: could not be written ({error})")
+    return OutputError(f"{path}: could not be written{doing} ({error.strerror or error})")
+
+
+def make_directory(path: Path) -> None:
+    """Create ``path`` (and parents); OutputError when it cannot be a directory."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:
+        raise OutputError(f"{path}: exists and is not a directory; choose another") from error
+    except OSError as error:
+        raise output_error(path, error, "cannot create the directory") from error

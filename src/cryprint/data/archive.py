@@ -8,7 +8,6 @@ unpacks CryCeleb2023's ``audio.zip`` with it.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from cryprint.errors import DataError, OutputError
+from cryprint.io import make_directory, output_error
 
 _COPY_CHUNK_BYTES = 1 << 20
 
@@ -47,7 +47,7 @@ def extract_zip(zip_path: Path, dest: Path, *, progress: bool = False) -> list[P
     """
     zip_path = Path(zip_path)
     dest = Path(dest)
-    _make_directory(dest)
+    make_directory(dest)
     partial = dest / f".{zip_path.stem}.partial"
     replaced = dest / f".{zip_path.stem}.old"
     # Left by a run that was killed: never trust or reuse it.
@@ -198,24 +198,14 @@ def _move_into_place(source: Path, target: Path, replaced: Path) -> None:
 # --- small file-system helpers ----------------------------------------------------------------
 
 
+# What to do when the disk fills up here.
+ON_FULL_DISK = "free some space and try again (nothing half unpacked is kept)"
+
+
 def _output_error(path: Path, error: OSError, what: str) -> OutputError:
-    """OutputError naming ``path``, saying 'disk full' when that is the cause."""
-    if error.errno == errno.ENOSPC:
-        return OutputError(
-            f"{path}: disk full ({what}); free some space and try again (nothing half "
-            "unpacked is kept)"
-        )
-    return OutputError(f"{path}: {what}: {error.strerror or error}")
-
-
-def _make_directory(path: Path) -> None:
-    """Create ``path`` (and parents); OutputError when it cannot be a directory."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as error:
-        raise OutputError(f"{path}: exists and is not a directory; choose another") from error
-    except OSError as error:
-        raise _output_error(path, error, "cannot create the directory") from error
+    return output_error(
+        path, error, what, "free some space and try again (nothing half unpacked is kept)"
+    )
 
 
 def _remove_tree(path: Path) -> None:

@@ -34,7 +34,7 @@ from huggingface_hub import utils as hub_utils
 from cryprint.data.archive import extract_zip
 from cryprint.data.layout import read_metadata
 from cryprint.errors import DataError, HubError, OutputError
-from cryprint.io import atomic_write_text
+from cryprint.io import atomic_write_text, make_directory, output_error
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def download_cryceleb(
     """
     dest = Path(dest)
     fetch = hf_hub_download if fetch is None else fetch
-    _make_directory(dest)
+    make_directory(dest)
     state = _read_state(dest, repo_id)
     fetched: list[str] = []
     skipped: list[str] = []
@@ -332,24 +332,17 @@ def _unpack_audio(zip_path: Path, dest: Path, *, progress: bool) -> bool:
 # --- small file-system helpers ----------------------------------------------------------------
 
 
+# What to do when the disk fills up here.
+ON_FULL_DISK = "free some space and run the download again, complete files are kept and skipped"
+
+
 def _output_error(path: Path, error: OSError, what: str) -> OutputError:
-    """OutputError naming ``path``, saying 'disk full' when that is the cause."""
-    if error.errno == errno.ENOSPC:
-        return OutputError(
-            f"{path}: disk full ({what}); free some space and run the download again, "
-            "complete files are kept and skipped"
-        )
-    return OutputError(f"{path}: {what}: {error.strerror or error}")
-
-
-def _make_directory(path: Path) -> None:
-    """Create ``path`` (and parents); OutputError when it cannot be a directory."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as error:
-        raise OutputError(f"{path}: exists and is not a directory; choose another") from error
-    except OSError as error:
-        raise _output_error(path, error, "cannot create the directory") from error
+    return output_error(
+        path,
+        error,
+        what,
+        "free some space and run the download again, complete files are kept and skipped",
+    )
 
 
 def _write_json(path: Path, data: dict) -> None:
