@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cryprint.data.download import DATASET_REPO_ID
 from cryprint.data.synth import MARKER_NAME
 from cryprint.errors import ModelError
 from cryprint.evaluation.card import model_card
+from cryprint.hub import DATASET_REPO_ID
 
 SECTIONS = ["## Training data", "## Recipe", "## Evaluation", "## Use", "## Limitations"]
 

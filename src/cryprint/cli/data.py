@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cryprint.cli.common import print_json
-from cryprint.data.download import DATASET_REPO_ID
+from cryprint.hub import DATASET_REPO_ID
 
 
 def cmd_download(args: argparse.Namespace) -> int:

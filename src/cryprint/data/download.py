@@ -34,12 +34,12 @@ from huggingface_hub import utils as hub_utils
 from cryprint.data.archive import extract_zip
 from cryprint.data.layout import read_metadata
 from cryprint.errors import DataError, HubError, OutputError
+from cryprint.hub import DATASET_REPO_ID
 from cryprint.io import atomic_write_text, make_directory, output_error
 
 logger = logging.getLogger(__name__)
 
 # The data set's id on the Hugging Face hub (model cards cite it too).
-DATASET_REPO_ID = "Ubenwa/CryCeleb2023"
 # Small files first: a gated repo or a missing login then fails in a second, not after the zip.
 CSV_FILES = ("metadata.csv", "dev_pairs.csv", "test_pairs.csv", "sample_submission.csv")
 AUDIO_ZIP = "audio.zip"

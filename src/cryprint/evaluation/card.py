@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from cryprint.data.download import DATASET_REPO_ID
 from cryprint.data.synth import MARKER_NAME
 from cryprint.errors import ModelError
+from cryprint.hub import DATASET_REPO_ID
 from cryprint.io import atomic_write_text
 from cryprint.models.folder import (
     CALIBRATION_NAME,

@@ -41,7 +41,6 @@ INFO_NAME = "cryprint.json"
 # Written into a model folder by `cryprint evaluate --split dev` and `cryprint calibrate`.
 EVALUATION_NAME = "evaluation.json"
 CALIBRATION_NAME = "calibration.json"
-DEFAULT_HUB_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
 
 
 @dataclass

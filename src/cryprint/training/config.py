@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from cryprint.errors import ConfigError
-from cryprint.models.folder import DEFAULT_HUB_MODEL
+from cryprint.hub import DEFAULT_HUB_MODEL
 
 METHODS = ("triplet", "aam")
 SELECT_BY = ("loss", "eer")
