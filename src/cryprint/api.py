@@ -22,11 +22,12 @@ from numpy.typing import NDArray
 from cryprint.data.inputs import check_recording, read_recording, recording_files
 from cryprint.embedding import embed_waveforms, embed_with_tta
 from cryprint.errors import AudioError, ConfigError
-from cryprint.evaluation.verify import VerifyResult, operating_point
+from cryprint.evaluation.verify import operating_point
 from cryprint.models.device import resolve_device
 from cryprint.models.folder import LoadedModel, ModelSpec, as_loaded, model_identity
 from cryprint.progress import Progress
 from cryprint.scoring import cosine_matrix
+from cryprint.scoring.verdict import Verdict
 from cryprint.store import EmbeddingStore, audio_key, open_store
 
 # Recordings read and embedded at a time: bounds memory on the real train split (about 1 GB of
@@ -158,11 +159,31 @@ class CryPrint:
         embeddings = self.embed_many([a, b])
         return float(cosine_matrix(embeddings[:1], embeddings[1:])[0, 0])
 
-    def verify(self, a: Audio, b: Audio, threshold: float | None = None) -> VerifyResult:
-        """Are ``a`` and ``b`` the same baby? The decision at the model's operating point
-        (:func:`cryprint.evaluation.verify.operating_point`), checked before any embedding."""
-        point = operating_point(self.loaded, threshold, self.model_id)
-        return point.decide(self.score(a, b))
+    def verify(
+        self,
+        a: Audio,
+        b: Audio,
+        threshold: float | None = None,
+        *,
+        prior: float | None = None,
+        point: str | None = None,
+        inconclusive: float | None = None,
+    ) -> Verdict:
+        """Are ``a`` and ``b`` the same baby? One verdict at one operating point
+        (:func:`cryprint.evaluation.verify.operating_point`, checked before any embedding):
+        the given threshold, or the threshold at the given prior (needs a calibration), or the
+        model folder's stored point (``eer`` by default, or ``far1``). With a calibration the
+        verdict also holds P(same baby) at the point's prior, and P >= 0.5 exactly when the
+        score reaches the threshold; ``inconclusive`` (e.g. 0.2) marks P in (0.2, 0.8)."""
+        chosen = operating_point(
+            self.loaded,
+            threshold,
+            self.model_id,
+            prior=prior,
+            point=point,
+            inconclusive=inconclusive,
+        )
+        return chosen.decide(self.score(a, b))
 
 
 def _key(item: Audio) -> str:

@@ -12,8 +12,7 @@ import cryprint.api as api_module
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError
 from cryprint.evaluation.embed import embed_split, load_embeddings
-from cryprint.models.folder import model_identity
-from cryprint.models.folder import load_model, save_model_folder
+from cryprint.models.folder import load_model, model_identity, save_model_folder
 
 
 def _fail(*args, **kwargs):

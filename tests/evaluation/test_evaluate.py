@@ -11,11 +11,10 @@ import torch
 
 from cryprint.errors import OutputError
 from cryprint.evaluation import evaluate as evaluate_module
-from cryprint.models.folder import model_identity
 from cryprint.evaluation.evaluate import evaluate, format_table, output_names
 from cryprint.io import folder_lock
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
-from cryprint.models.folder import load_model, save_model_folder
+from cryprint.models.folder import load_model, model_identity, save_model_folder
 from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
 
 

@@ -1,21 +1,35 @@
-"""verify: files or folders of segments, any rate and channel count, a known threshold."""
+"""verify: files or folders of segments, any rate and channel count, one operating point whose
+decision and probability agree."""
 
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile
 import torch
 import torchaudio.functional
 
+from cryprint.cli import main
 from cryprint.data.inputs import read_recording
 from cryprint.errors import AudioError, ConfigError, ModelError
 from cryprint.evaluation.calibrate import calibrate_model
-from cryprint.evaluation.evaluate import evaluate
-from cryprint.evaluation.verify import verify
+from cryprint.evaluation.evaluate import _update_model_evaluation, evaluate
+from cryprint.evaluation.verify import operating_point, verify
 from cryprint.models.folder import load_model, save_model_folder
-from cryprint.scoring import load_calibration
+from cryprint.scoring import (
+    Calibration,
+    prior_for_threshold,
+    probability,
+    threshold_at_false_accept_rate,
+    threshold_for_prior,
+)
+
+
+def cli(*args: object) -> int:
+    """Run ``cryprint ARGS`` in-process; paths and numbers may be given as objects."""
+    return main([str(arg) for arg in args])
 
 
 def _dev_folders(corpus: Path) -> list[Path]:
@@ -137,19 +151,164 @@ def test_threshold_comes_from_the_dev_evaluation(
         verify(model_folder, a, b)
 
 
-def test_probability_from_the_calibration(
-    small_corpus: Path, model_folder: Path, tmp_path: Path
+def _calibrated(corpus: Path, folder: Path, out: Path) -> tuple[Calibration, dict]:
+    """Evaluate ``folder`` on dev (storing the EER and FAR 1 % thresholds) and calibrate it;
+    returns the calibration and the dev scores.csv as arrays."""
+    [report] = evaluate([folder], corpus, "dev", out)
+    table = pd.read_csv(out / "scores.csv")
+    # Passed explicitly: evaluate() may not hand its scores to this function yet.
+    _update_model_evaluation(folder, report, table["score"].to_numpy(), table["label"].to_numpy())
+    return calibrate_model(folder, corpus).calibration, {
+        "scores": table["score"].to_numpy(),
+        "labels": table["label"].to_numpy(),
+        "eer": report["threshold"],
+    }
+
+
+def _check_agreement(verdict: dict, calibration: Calibration) -> None:
+    """Decision, threshold, probability and prior of one JSON verdict tell one story."""
+    assert verdict["decision"] in ("same baby", "different babies")
+    assert verdict["same_baby"] == (verdict["score"] >= verdict["threshold"])
+    assert verdict["same_baby"] == (verdict["probability"] >= 0.5)
+    assert verdict["decision"] == ("same baby" if verdict["same_baby"] else "different babies")
+    assert 0 < verdict["prior"] < 1  # (a threshold far from the dev scores may imply 0 or 1)
+    expected = float(probability(verdict["score"], calibration, verdict["prior"]))
+    assert verdict["probability"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_verdict_and_probability_agree_at_every_operating_point(
+    small_corpus: Path, model_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    calibration, dev = _calibrated(small_corpus, model_folder, tmp_path / "out")
+    assert calibration.prior == 4 / 16  # the dev pairs' share of same-baby pairs
+    folders = _dev_folders(small_corpus)
+    far1 = threshold_at_false_accept_rate(dev["scores"], dev["labels"], 0.01).threshold
+    middle = float(np.median(dev["scores"]))  # a threshold among the scores
+    a = folders[0]
+    verdicts = {}
+    for b in (folders[1], folders[2]):
+        for name, options in {
+            "eer": [],
+            "far1": ["--operating-point", "far1"],
+            "threshold": ["--threshold", middle],
+            "prior": ["--prior", "0.5"],
+            "target-rate": ["--target-rate", "0.01"],
+        }.items():
+            assert cli("verify", a, b, "--model", model_folder, *options, "--json") == 0
+            verdict = json.loads(capsys.readouterr().out)
+            _check_agreement(verdict, calibration)
+            verdicts[name, b.name] = verdict
+    eer = verdicts["eer", folders[1].name]
+    assert eer["threshold"] == dev["eer"]
+    assert eer["threshold_source"].startswith("dev EER threshold from ")
+    assert eer["prior"] == pytest.approx(prior_for_threshold(calibration, dev["eer"]))
+    assert "the prior that puts P(same baby) = 0.5 at this threshold" in eer["prior_source"]
+    assert verdicts["far1", folders[1].name]["threshold"] == far1
+    assert verdicts["threshold", folders[1].name]["threshold_source"] == "given"
+    for name, prior in (("prior", 0.5), ("target-rate", 0.01)):
+        given = verdicts[name, folders[1].name]
+        assert (given["prior"], given["prior_source"]) == (prior, "given")
+        assert given["threshold"] == pytest.approx(threshold_for_prior(calibration, prior))
+        assert "calibration.json" in given["threshold_source"]
+    # The same trial at a higher prior is at least as likely to be the same baby.
+    low, high = verdicts["target-rate", folders[2].name], verdicts["prior", folders[2].name]
+    assert high["probability"] > low["probability"]
+
+    # The printed verdict is the JSON one, in words.
+    assert cli("verify", a, folders[2], "--model", model_folder, "--prior", "0.5") == 0
+    decision, chance = capsys.readouterr().out.splitlines()
+    verdict = verdicts["prior", folders[2].name]
+    side = ">=" if verdict["same_baby"] else "<"
+    assert decision.startswith(
+        f"{verdict['decision']}: score {verdict['score']:.4f} {side} threshold "
+        f"{verdict['threshold']:.4f} (the score where P(same baby) = 0.5 at this prior, from "
+    )
+    assert chance.startswith("P(same baby) = ")
+    assert chance.endswith(" at a prior of 0.5 (given)")
+    shown = float(chance.split(" = ")[1].split(" ")[0])
+    assert (shown >= 0.5) == verdict["same_baby"]
+
+
+def test_an_inconclusive_band_around_one_half(
+    small_corpus: Path, model_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    calibrate_model(model_folder, small_corpus)
+    a, b = _dev_folders(small_corpus)[:2]
+    score = verify(model_folder, a, b, threshold=0.0).score
+    # At the score itself P = 0.5: inconclusive for any band; far below it, a clear "no".
+    unsure = verify(model_folder, a, b, threshold=score, inconclusive=0.2)
+    assert (unsure.decision, unsure.same_baby, unsure.probability) == ("inconclusive", None, 0.5)
+    far_above = ["--threshold", score + 10, "--inconclusive", 0.2]
+    assert cli("verify", a, b, "--model", model_folder, *far_above) == 0
+    decision, chance = capsys.readouterr().out.splitlines()
+    assert decision.startswith("different babies: ")
+    assert float(chance.split(" = ")[1].split(" ")[0]) <= 0.2
+    with pytest.raises(ConfigError, match="inconclusive band"):
+        verify(model_folder, a, b, threshold=score, inconclusive=0.5)
+
+
+def test_no_calibration_no_probability_and_no_band(
+    small_corpus: Path, model_folder: Path, capsys: pytest.CaptureFixture
 ) -> None:
     a, b = _dev_folders(small_corpus)[:2]
-    result = calibrate_model(model_folder, small_corpus)
-    assert result.path == model_folder / "calibration.json"
-    assert (result.n_pairs, result.n_target) == (16, 4)
-    calibration = load_calibration(result.path)
-    assert calibration == result.calibration
-    verdict = verify(model_folder, a, b, threshold=0.9)
-    assert verdict.probability == pytest.approx(float(calibration.probability(verdict.score)))
-    assert 0.0 <= verdict.probability <= 1.0
-    json.dumps(verdict.to_dict())
+    assert cli("verify", a, b, "--model", model_folder, "--threshold", 0.5) == 0
+    decision, chance = capsys.readouterr().out.splitlines()
+    assert decision.endswith("threshold 0.5000 (given)")
+    assert chance == "no probability: this model has no calibration (run cryprint calibrate)"
+    for option in (["--threshold", "0.5", "--inconclusive", "0.2"], ["--prior", "0.5"]):
+        assert cli("verify", a, b, "--model", model_folder, *option) == 2
+        err = capsys.readouterr().err
+        assert "has no calibration" in err and "cryprint calibrate" in err
+    with pytest.raises(SystemExit) as exited:  # two operating points at once
+        cli("verify", a, b, "--model", model_folder, "--threshold", 0.5, "--prior", 0.5)
+    assert exited.value.code == 2
+    assert "not allowed with argument --threshold" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="give one"):
+        verify(model_folder, a, b, threshold=0.5, point="eer")
+
+
+def test_a_calibration_of_other_weights_is_refused(
+    small_corpus: Path, model_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a, b = _dev_folders(small_corpus)[:2]
+    calibrate_model(model_folder, small_corpus)
+    assert verify(model_folder, a, b, threshold=0.5).probability is not None
+    model = load_model(model_folder).model
+    with torch.no_grad():
+        model.embedding_model.fc.conv.bias += 0.01
+    save_model_folder(model, model_folder)  # calibration.json stays, of the old weights
+    with pytest.raises(ModelError, match=r"calibration\.json was fitted for other weights"):
+        verify(model_folder, a, b, threshold=0.5)
+    assert cli("verify", a, b, "--model", model_folder, "--threshold", 0.5) == 5
+    assert "cryprint calibrate" in capsys.readouterr().err
+
+
+def test_evaluation_stores_both_dev_thresholds(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    _, dev = _calibrated(small_corpus, model_folder, tmp_path / "out")
+    record = json.loads((model_folder / "evaluation.json").read_text())
+    far1 = threshold_at_false_accept_rate(dev["scores"], dev["labels"], 0.01)
+    assert record["threshold"] == record["thresholds"]["eer"]["threshold"] == dev["eer"]
+    stored = record["thresholds"]["far1"]
+    expected = far1.threshold if np.isfinite(far1.threshold) else None
+    assert (stored["threshold"], stored["far"], stored["frr"]) == (expected, far1.far, far1.frr)
+    assert stored["far"] <= 0.01
+    loaded = load_model(model_folder)
+    assert operating_point(loaded, point="far1").threshold == stored["threshold"]
+    # No finite threshold (a different-baby pair on top): stored as null, refused by name.
+    record["thresholds"]["far1"]["threshold"] = None
+    (model_folder / "evaluation.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="no finite dev threshold for a 1 %"):
+        operating_point(loaded, point="far1")
+    # Older files hold only "threshold": the EER point still works, far1 asks for a re-run.
+    del record["thresholds"]
+    (model_folder / "evaluation.json").write_text(json.dumps(record))
+    assert operating_point(loaded).threshold == dev["eer"]
+    with pytest.raises(ConfigError, match=r"no dev threshold for a 1 % false-acceptance rate"):
+        operating_point(loaded, point="far1")
+    with pytest.raises(ConfigError, match="choose from"):
+        operating_point(loaded, point="minDCF")
 
 
 def test_calibration_needs_a_local_folder(small_corpus: Path, model_folder: Path) -> None:

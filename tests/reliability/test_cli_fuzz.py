@@ -39,7 +39,12 @@ DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 141}
 # Options whose value is a path cryprint may write to.
 OUTPUT_OPTIONS = {"--out", "--run", "--dest", "--gallery"}
 # Files commands may write into a model folder (evaluate, calibrate, model-card).
-MODEL_FOLDER_OUTPUTS = {"evaluation.json", "calibration.json", "README.md"}
+MODEL_FOLDER_OUTPUTS = {
+    "evaluation.json",
+    "calibration.json",
+    "calibration_reliability.png",
+    "README.md",
+}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -185,7 +190,7 @@ def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
 
     monkeypatch.setattr("cryprint.embedding.embed_waveforms", seeded_embeddings)
     monkeypatch.setattr("cryprint.evaluation.embed.embed_waveforms", seeded_embeddings)
-    monkeypatch.setattr("cryprint.evaluation.verify.embed_waveforms", seeded_embeddings)
+    monkeypatch.setattr("cryprint.api.embed_waveforms", seeded_embeddings)
     monkeypatch.setattr(trainer, "_train_locked", stop_before_training)
     monkeypatch.setattr("cryprint.demo.run_demo", lambda *args, **kwargs: {})
     monkeypatch.setattr("cryprint.demo.run_full", lambda *args, **kwargs: {})

@@ -13,6 +13,7 @@ from cryprint.scoring.metrics import (
     compute_min_dcf,
     det_points,
     error_rates,
+    threshold_at_false_accept_rate,
     validate_trials,
 )
 
@@ -180,6 +181,50 @@ def test_curves_and_eer_match_sklearn_roc_curve(seed, tied):
     fnr = 1 - tpr
     expected_eer = np.interp(0.0, fpr - fnr, fpr)
     assert compute_eer(scores, labels).eer == pytest.approx(expected_eer, abs=1e-12)
+
+
+def naive_threshold_at_false_accept_rate(scores, labels, rate):
+    """Try every candidate (each score, then +inf) from the lowest; the first whose share of
+    accepted non-targets (score >= candidate) is within the rate wins."""
+    nontargets = [s for s, y in zip(scores, labels, strict=True) if y == 0]
+    targets = [s for s, y in zip(scores, labels, strict=True) if y == 1]
+    for candidate in [*sorted(set(scores)), float("inf")]:
+        far = sum(s >= candidate for s in nontargets) / len(nontargets)
+        if far <= rate:
+            return candidate, far, sum(s < candidate for s in targets) / len(targets)
+    raise AssertionError("+inf accepts nothing, so it is always within the rate")
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.05, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_far_threshold_matches_naive_loop(seed, rate):
+    scores, labels = random_trials(seed, n=150, tied=seed % 2 == 0)
+    result = threshold_at_false_accept_rate(scores, labels, rate)
+    expected = naive_threshold_at_false_accept_rate(scores.tolist(), labels.tolist(), rate)
+    assert tuple(result) == pytest.approx(expected, abs=1e-12)
+    assert result.far <= rate
+
+
+def test_far_threshold_hand_built():
+    # Non-targets 0.1, 0.2, 0.3, 0.6; targets 0.5, 0.7, 0.9.
+    scores = [0.1, 0.2, 0.3, 0.6, 0.5, 0.7, 0.9]
+    labels = [0, 0, 0, 0, 1, 1, 1]
+    # At most 1 non-target of 4: from 0.5 up only the non-target 0.6 is accepted (and every
+    # target); 0.3 would accept two.
+    assert threshold_at_false_accept_rate(scores, labels, 0.25) == (0.5, 0.25, 0.0)
+    # No non-target at all: the first score above the highest non-target.
+    assert threshold_at_false_accept_rate(scores, labels, 0.0) == (0.7, 0.0, 1 / 3)
+    # Everything allowed: accept everything.
+    assert threshold_at_false_accept_rate(scores, labels, 1.0) == (0.1, 1.0, 0.0)
+    # A non-target on top: only rejecting everything accepts none.
+    result = threshold_at_false_accept_rate([0.1, 0.5, 0.9], [1, 1, 0], 0.0)
+    assert result == (np.inf, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("rate", [-0.01, 1.5, np.nan, True])
+def test_far_threshold_refuses_a_rate_outside_0_1(rate):
+    with pytest.raises(DataError, match="rate must be a fraction"):
+        threshold_at_false_accept_rate([0.1, 0.9], [0, 1], rate)
 
 
 # --- SpeechBrain ------------------------------------------------------------------------------

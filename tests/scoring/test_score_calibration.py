@@ -1,19 +1,13 @@
-"""Tests for cryprint.scoring.calibration: logistic fit, probabilities, JSON files."""
-
-import json
-import os
+"""Tests for cryprint.scoring.calibration: logistic fit, fit prior, probabilities, reliability
+bins. (calibration.json files: tests/evaluation/test_calibrate.py.)"""
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from cryprint.errors import DataError, ModelError, OutputError
-from cryprint.scoring.calibration import (
-    Calibration,
-    fit_calibration,
-    load_calibration,
-    save_calibration,
-)
+from cryprint.errors import DataError, ModelError
+from cryprint.scoring.calibration import Calibration, fit_calibration, reliability_bins, sigmoid
 
 
 def logistic_trials(seed: int, a: float, b: float, n: int = 20_000):
@@ -63,7 +57,7 @@ def test_probability_is_monotone_and_bounded():
 
 
 def test_probability_by_hand():
-    calibration = Calibration(a=2.0, b=-1.0)
+    calibration = Calibration(a=2.0, b=-1.0, prior=0.3)
     # sigmoid(2 * 0.5 - 1) = sigmoid(0) = 0.5; sigmoid(2 * 1 - 1) = 1 / (1 + e^-1).
     np.testing.assert_allclose(calibration.probability([0.5, 1.0]), [0.5, 1 / (1 + np.exp(-1))])
 
@@ -94,55 +88,104 @@ def test_nan_scores_are_an_error():
     with pytest.raises(DataError, match="NaN"):
         fit_calibration([0.1, np.nan, 0.9], [0, 1, 1])
     with pytest.raises(DataError, match="NaN"):
-        Calibration(a=1.0, b=0.0).probability([0.1, np.nan])
+        Calibration(a=1.0, b=0.0, prior=0.5).probability([0.1, np.nan])
 
 
-def test_json_round_trip(tmp_path):
-    calibration = Calibration(a=3.141592653589793, b=-0.1)
-    path = tmp_path / "calibration.json"
-    save_calibration(path, calibration)
-    assert json.loads(path.read_text()) == {"a": 3.141592653589793, "b": -0.1}
-    assert load_calibration(path) == calibration
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_fit_prior_is_the_share_of_target_trials(seed):
+    scores, labels = logistic_trials(seed, a=1.5, b=-2.0, n=500)
+    calibration = fit_calibration(scores, labels)
+    assert calibration.prior == labels.sum() / len(labels)
+    assert 0.05 < calibration.prior < 0.5  # b = -2 makes targets a minority, not a rarity
+    assert fit_calibration([0.1, 0.2, 0.3, 0.9], [0, 0, 1, 1]).prior == 0.5
+
+
+def test_dict_round_trip_keeps_the_prior():
+    calibration = Calibration(a=3.141592653589793, b=-0.1, prior=0.025)
+    assert calibration.to_dict() == {"a": 3.141592653589793, "b": -0.1, "prior": 0.025}
     assert Calibration.from_dict(calibration.to_dict()) == calibration
-    assert os.listdir(tmp_path) == ["calibration.json"]  # no temp file left behind
-
-
-def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "calibration.json"
-    save_calibration(path, Calibration(a=1.0, b=0.0))
-
-    def refuse(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OutputError, match=r"calibration\.json.*disk full"):
-        save_calibration(path, Calibration(a=2.0, b=5.0))
-    monkeypatch.undo()
-    assert load_calibration(path) == Calibration(a=1.0, b=0.0)
-    assert os.listdir(tmp_path) == ["calibration.json"]
-
-
-def test_save_into_missing_folder_is_an_output_error(tmp_path):
-    with pytest.raises(OutputError, match="no_such_folder"):
-        save_calibration(tmp_path / "no_such_folder" / "c.json", Calibration(a=1.0, b=0.0))
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("data", "message"),
     [
-        (None, "could not read"),
-        ("{not json", "not valid JSON"),
-        ('{"a": 1.0}', "exactly the keys"),
-        ('{"a": 1.0, "b": 2.0, "c": 3.0}', "exactly the keys"),
-        ('{"a": "1.0", "b": 2.0}', "must be a number"),
-        ('{"a": NaN, "b": 2.0}', "must be finite"),
-        ("[1.0, 2.0]", "JSON object"),
+        ({"a": 1.0, "b": 2.0}, "exactly the keys"),  # before the prior was stored
+        ({"a": 1.0, "b": 2.0, "prior": 0.1, "c": 3.0}, "exactly the keys"),
+        ({"a": "1.0", "b": 2.0, "prior": 0.1}, "must be a number"),
+        ({"a": float("nan"), "b": 2.0, "prior": 0.1}, "must be finite"),
+        ({"a": 1.0, "b": 2.0, "prior": True}, "must be a number"),
+        ({"a": 1.0, "b": 2.0, "prior": 0.0}, r"prior must be in \(0, 1\)"),
+        ({"a": 1.0, "b": 2.0, "prior": 1.0}, r"prior must be in \(0, 1\)"),
+        ([1.0, 2.0, 0.1], "JSON object"),
     ],
 )
-def test_bad_calibration_files_are_model_errors_naming_the_file(tmp_path, content, message):
-    path = tmp_path / "broken_calibration.json"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(ModelError, match=message) as caught:
-        load_calibration(path)
-    assert "broken_calibration.json" in str(caught.value)
+def test_invalid_calibrations_are_model_errors(data, message):
+    with pytest.raises(ModelError, match=message):
+        Calibration.from_dict(data)
+
+
+def test_sigmoid_is_stable_and_on_the_side_of_its_argument():
+    z = np.array([-1e6, -40.0, -1e-15, -1e-300, 0.0, 1e-300, 40.0, 1e6])
+    p = sigmoid(z)
+    np.testing.assert_allclose(p, expit(z), rtol=1e-12, atol=0)
+    assert np.all(p[z >= 0] >= 0.5)
+    assert np.all(p[z < 0] <= 0.5)
+    assert sigmoid(-1e-15) < 0.5
+    assert sigmoid(-1e-300) == 0.5  # rounding: why a verdict rounds it below 0.5 itself
+
+
+def naive_reliability(probabilities, labels, n_bins):
+    """Per bin, by a loop: the trials with k/n <= p < (k+1)/n (p == 1 in the last bin)."""
+    rows = []
+    for k in range(n_bins):
+        members = [
+            (p, y)
+            for p, y in zip(probabilities, labels, strict=True)
+            if k / n_bins <= p < (k + 1) / n_bins or (k == n_bins - 1 and p == 1.0)
+        ]
+        if members:
+            predicted = sum(p for p, _ in members) / len(members)
+            observed = sum(y for _, y in members) / len(members)
+            rows.append((predicted, observed, len(members)))
+    return [np.array(column) for column in zip(*rows, strict=True)]
+
+
+@pytest.mark.parametrize(("seed", "n_bins"), [(0, 10), (1, 7), (2, 1), (3, 25)])
+def test_reliability_bins_match_a_naive_loop(seed, n_bins):
+    rng = np.random.default_rng(seed)
+    probabilities = np.concatenate([rng.random(300) ** 3, [0.0, 1.0, 0.5]])
+    labels = (rng.random(303) < probabilities).astype(int)
+    predicted, observed, counts = reliability_bins(probabilities, labels, n_bins)
+    expected = naive_reliability(probabilities.tolist(), labels.tolist(), n_bins)
+    np.testing.assert_allclose(predicted, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(observed, expected[1], rtol=1e-12)
+    np.testing.assert_array_equal(counts, expected[2])
+    assert counts.sum() == 303
+
+
+def test_a_calibrated_model_lies_near_the_diagonal():
+    scores, labels = logistic_trials(5, a=2.0, b=-0.5)
+    calibration = fit_calibration(scores, labels)
+    predicted, observed, counts = reliability_bins(calibration.probability(scores), labels)
+    # Bins of hundreds of trials: the observed rate is within a few points of the prediction.
+    well_filled = counts >= 500
+    assert well_filled.sum() >= 5
+    np.testing.assert_allclose(observed[well_filled], predicted[well_filled], atol=0.05)
+    # Flipped labels are far from it.
+    _, flipped, _ = reliability_bins(calibration.probability(scores), 1 - labels)
+    assert np.max(np.abs(flipped[well_filled] - predicted[well_filled])) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "labels", "n_bins", "message"),
+    [
+        ([0.1, 1.2], [0, 1], 10, r"in \[0, 1\]"),
+        ([0.1, np.nan], [0, 1], 10, r"in \[0, 1\]"),
+        ([0.1, 0.2], [0, 2], 10, "0 or 1"),
+        ([0.1, 0.2], [0, 1, 1], 10, "one length"),
+        ([0.1, 0.2], [0, 1], 0, "positive integer"),
+    ],
+)
+def test_reliability_bins_refuse_bad_input(probabilities, labels, n_bins, message):
+    with pytest.raises(DataError, match=message):
+        reliability_bins(probabilities, labels, n_bins)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cryprint.cli.common import DEVICE_HELP, MODEL_HELP, print_json, progress
+from cryprint.cli.common import DEVICE_HELP, MODEL_HELP, add_tta_option, print_json, progress
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -14,26 +14,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     result = calibrate_model(
         args.model, args.data, args.split, device=args.device, progress=progress()
     )
+    calibration = result.calibration
+    offset = f"{'-' if calibration.b < 0 else '+'} {abs(calibration.b):.4g}"
     print(
-        f"calibration P(same) = sigmoid({result.calibration.a:.4g} * score + "
-        f"{result.calibration.b:.4g}) fitted on {result.n_pairs} {result.split} pairs "
-        f"({result.n_target} same-baby); saved to {result.path}"
+        f"calibration P(same) = sigmoid({calibration.a:.4g} * score {offset}) "
+        f"at a prior of {calibration.prior:.3g}, fitted on {result.n_pairs} {result.split} "
+        f"pairs ({result.n_target} same-baby); saved to {result.path}"
     )
+    if result.plot is not None:
+        print(f"reliability plot (predicted P vs observed same-baby rate): {result.plot}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from cryprint.evaluation.verify import verify
 
-    result = verify(args.model, args.a, args.b, threshold=args.threshold, device=args.device)
+    result = verify(
+        args.model,
+        args.a,
+        args.b,
+        threshold=args.threshold,
+        prior=args.prior,
+        point=args.operating_point,
+        inconclusive=args.inconclusive,
+        device=args.device,
+        tta=args.tta,
+    )
     if args.json:
         print_json(result.to_dict())
         return 0
-    verdict = "same baby" if result.same_baby else "different babies"
-    print(f"{verdict}: score {result.score:.4f} vs threshold {result.threshold:.4f}")
-    print(f"threshold: {result.threshold_source}")
-    if result.probability is not None:
-        print(f"P(same baby) = {result.probability:.3f} (calibrated on the dev pairs)")
+    for line in result.explain():
+        print(line)
     return 0
 
 
@@ -41,6 +52,8 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
     calibrate = subparsers.add_parser(
         "calibrate",
         help="fit score → P(same baby) on the dev pairs; saved in the model folder",
+        description="Writes calibration.json and calibration_reliability.png (predicted P "
+        "against the observed same-baby rate) into the model folder.",
     )
     calibrate.add_argument("--model", required=True, help="a local model folder")
     calibrate.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
@@ -54,16 +67,42 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
         "verify",
         help="are two recordings of the same baby?",
         description="A and B are audio files (any rate, any channels) or folders of cry "
-        "segments (their audio files, sorted by name, joined).",
+        "segments (their audio files, sorted by name, joined). The verdict is taken at one "
+        "operating point: --threshold, --prior or --operating-point (default: the dev EER "
+        "threshold). With the model's calibration it gives P(same baby) at that point's prior, "
+        "at least 0.5 exactly when the score reaches the threshold.",
     )
     verify.add_argument("a", type=Path, help="audio file or folder of segments")
     verify.add_argument("b", type=Path, help="audio file or folder of segments")
     verify.add_argument("--model", required=True, help=MODEL_HELP)
-    verify.add_argument(
+    point = verify.add_mutually_exclusive_group()
+    point.add_argument(
         "--threshold",
         type=float,
-        help="same baby when score >= this (default: the model folder's dev EER threshold)",
+        help="same baby when score >= this (the prior behind P is then the one it implies)",
     )
-    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    point.add_argument(
+        "--prior",
+        "--target-rate",
+        dest="prior",
+        type=float,
+        help="P(same baby) before listening, in (0, 1): the threshold is where P = 0.5 at it "
+        "(needs cryprint calibrate)",
+    )
+    point.add_argument(
+        "--operating-point",
+        choices=["eer", "far1"],
+        help="a threshold stored by cryprint evaluate --split dev: eer (the default) or far1 "
+        "(1 %% of different-baby pairs accepted)",
+    )
+    verify.add_argument(
+        "--inconclusive",
+        type=float,
+        metavar="Q",
+        help="say 'inconclusive' when P(same baby) is between Q and 1 - Q, e.g. 0.2 "
+        "(needs cryprint calibrate)",
+    )
+    verify.add_argument("--json", action="store_true", help="every field of the verdict")
     verify.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
+    add_tta_option(verify)
     verify.set_defaults(handler=cmd_verify)

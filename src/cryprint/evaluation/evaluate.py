@@ -227,7 +227,7 @@ def _evaluate_one(
     loaded = embedder.loaded
     if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
         try:
-            _update_model_evaluation(loaded.folder, report)
+            _update_model_evaluation(loaded.folder, report, scores["score"], labels)
         except OutputError as error:
             # The evaluation itself is complete and written; a read-only model folder only
             # means verify will need --threshold.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cryprint import __version__
 from cryprint.errors import ModelError, OutputError
+from cryprint.evaluation.calibrate import load_calibration
 from cryprint.evaluation.card import write_model_card
 from cryprint.io import (
     atomic_write_text,
@@ -36,7 +37,6 @@ from cryprint.models.folder import (
     model_identity,
     save_model_folder,
 )
-from cryprint.scoring import load_calibration
 
 EXPORT_MARKER = ".cryprint-export.json"
 

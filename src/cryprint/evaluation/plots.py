@@ -1,4 +1,5 @@
-"""Evaluation figures as PNG bytes: score histograms by label and DET curves.
+"""Evaluation figures as PNG bytes: score histograms by label, DET curves, and the
+reliability (calibration) curve.
 
 Built with matplotlib's object API (``Figure``), not pyplot: no global figure state and no GUI
 backend, so it runs in threads, on servers and in tests. The caller writes the bytes (atomically).
@@ -127,4 +128,51 @@ def det_curve_png(curves: list[DetCurve], title: str) -> bytes:
     axes.set_aspect("equal")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right", fontsize="small")
+    return _png(figure)
+
+
+def reliability_png(
+    predicted: np.ndarray, observed: np.ndarray, counts: np.ndarray, title: str
+) -> bytes:
+    """A reliability diagram: the observed same-baby rate against the predicted P(same baby)
+    per bin of trials (from :func:`cryprint.scoring.reliability_bins`), each point labelled
+    with its number of pairs; on the diagonal a calibration is perfect.
+
+    Args:
+        predicted: float [n_bins], mean predicted probability of each bin, in [0, 1].
+        observed: float [n_bins], share of same-baby pairs in each bin, in [0, 1].
+        counts: int [n_bins], pairs in each bin.
+        title: the figure title (should say what the calibration was fitted on).
+    """
+    figure = Figure(figsize=(6.0, 6.0), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect")
+    # Marker area grows with the bin's pairs, so sparse bins are seen to weigh little.
+    sizes = 30 + 270 * np.sqrt(np.asarray(counts) / max(int(np.max(counts, initial=1)), 1))
+    axes.plot(predicted, observed, color="C0", linewidth=1.5)
+    axes.scatter(
+        predicted,
+        observed,
+        s=sizes,
+        color="C0",
+        edgecolor="black",
+        zorder=3,
+        label=f"bins of pairs ({int(np.sum(counts))} in all)",
+    )
+    for x, y, count in zip(predicted, observed, counts, strict=True):
+        axes.annotate(
+            f"n={int(count)}",
+            (x, y),
+            textcoords="offset points",
+            xytext=(6, -12),
+            fontsize="small",
+        )
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_aspect("equal")
+    axes.set_xlabel("predicted P(same baby) at the fit prior")
+    axes.set_ylabel("observed share of same-baby pairs")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize="small")
     return _png(figure)

@@ -3,20 +3,22 @@
 Each side is an audio file (WAV, FLAC, ... any rate and channel count: it is downmixed to mono
 and resampled to 16 kHz) or a folder of cry segments (every audio file in it, sorted by name,
 concatenated, as evaluation joins a recording's segments). The score is the cosine similarity
-of the two embeddings; it is compared with a threshold — the one given, else the dev EER
-threshold that ``cryprint evaluate --split dev`` stored in the model folder — and turned into a
-probability when the model folder holds a ``calibration.json`` (``cryprint calibrate``).
+of the two embeddings; it is decided at one operating point (:func:`operating_point`): a given
+threshold, or the threshold where P(same baby) = 0.5 at a given prior, or a threshold that
+``cryprint evaluate --split dev`` stored in the model folder (the dev EER threshold, or the one
+for a 1 % false-acceptance rate). With the folder's ``calibration.json`` (``cryprint
+calibrate``) the verdict carries P(same baby) at that point's prior, which is >= 0.5 exactly
+when the score reaches the threshold (:mod:`cryprint.scoring.verdict`).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from cryprint.errors import ConfigError, ModelError
+from cryprint.evaluation.calibrate import load_calibration
 from cryprint.models.folder import (
     CALIBRATION_NAME,
     EVALUATION_NAME,
@@ -24,38 +26,70 @@ from cryprint.models.folder import (
     ModelSpec,
     model_identity,
 )
-from cryprint.scoring import Calibration, load_calibration
+from cryprint.scoring import Calibration
+from cryprint.scoring.verdict import OperatingPoint, Verdict
+
+__all__ = [
+    "STORED_POINTS",
+    "OperatingPoint",
+    "Verdict",
+    "VerifyResult",
+    "operating_point",
+    "stored_threshold",
+    "verify",
+]
+
+VerifyResult = Verdict  # its name before issue #11 item 6
+
+# The thresholds `cryprint evaluate --split dev` stores in evaluation.json ("thresholds"), by
+# the name `--operating-point` takes, with how verify describes them.
+STORED_POINTS = {
+    "eer": "dev EER threshold",
+    "far1": "dev threshold for a 1 % false-acceptance rate",
+}
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """The outcome of one trial.
+def stored_threshold(
+    model: LoadedModel, model_id: str | None = None, point: str = "eer"
+) -> tuple[float, str]:
+    """A threshold stored in the model folder's ``evaluation.json`` and a description.
 
-    score: cosine similarity of A and B, in [-1, 1]. threshold: same baby when
-    ``score >= threshold``. threshold_source: where the threshold came from. same_baby: the
-    decision. probability: P(same baby) from the model's calibration, None without one.
-    """
-
-    score: float
-    threshold: float
-    threshold_source: str
-    same_baby: bool
-    probability: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def stored_threshold(model: LoadedModel, model_id: str | None = None) -> tuple[float, str]:
-    """The dev EER threshold in the model folder's ``evaluation.json`` and a description.
+    Args:
+        model: the loaded model (its folder holds ``evaluation.json``).
+        model_id: its :func:`model_identity`, when already known.
+        point: a name of :data:`STORED_POINTS`: ``eer`` or ``far1``.
 
     Raises:
-        ConfigError: no model folder, no evaluation.json, or no dev threshold in it.
+        ConfigError: an unknown point name, no model folder, no evaluation.json, or no such
+            threshold in it.
         ModelError: evaluation.json is unreadable or belongs to other weights.
     """
+    if point not in STORED_POINTS:
+        raise ConfigError(f"unknown operating point {point!r}; choose from {sorted(STORED_POINTS)}")
+    record, path, advice = _evaluation_record(model, model_id)
+    entry = record.get("thresholds", {}).get(point)
+    if entry is None and point == "eer" and "threshold" in record:
+        entry = {"threshold": record["threshold"]}  # written before "thresholds" existed
+    if not isinstance(entry, dict) or "threshold" not in entry:
+        raise ConfigError(f"{path} holds no {STORED_POINTS[point]}: {advice}")
+    threshold = entry["threshold"]
+    if threshold is None:
+        raise ConfigError(
+            f"{path} holds no finite {STORED_POINTS[point]} (a different-baby pair has the "
+            "highest dev score): choose another --operating-point or pass --threshold"
+        )
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ModelError(f"{path}: threshold must be a number, got {threshold!r}")
+    return float(threshold), f"{STORED_POINTS[point]} from {path}"
+
+
+def _evaluation_record(
+    model: LoadedModel, model_id: str | None
+) -> tuple[dict[str, Any], Path, str]:
+    """The model folder's evaluation.json, checked to be of these weights; its path; advice."""
     advice = (
         "run `cryprint evaluate --model FOLDER --data DIR --split dev` first (it stores the dev "
-        "EER threshold in the model folder), or pass --threshold"
+        "thresholds in the model folder), or pass --threshold"
     )
     if model.folder is None or model.kind != "folder":
         raise ConfigError(
@@ -68,55 +102,87 @@ def stored_threshold(model: LoadedModel, model_id: str | None = None) -> tuple[f
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise ModelError(f"{path}: unreadable ({error}); {advice}") from error
-    if not isinstance(record, dict) or "threshold" not in record:
+    if not isinstance(record, dict) or not ({"threshold", "thresholds"} & set(record)):
         raise ConfigError(f"{path} holds no dev threshold: {advice}")
     if record.get("model_id") != (model_id or model_identity(model)):
         raise ModelError(
             f"{path} was computed for other weights (the model changed since): {advice}"
         )
-    threshold = record["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise ModelError(f"{path}: threshold must be a number, got {threshold!r}")
-    return float(threshold), f"dev EER threshold from {path}"
+    if not isinstance(record.get("thresholds", {}), dict):
+        raise ModelError(f"{path}: 'thresholds' must be an object")
+    return record, path, advice
 
 
-@dataclass(frozen=True)
-class OperatingPoint:
-    """How a score becomes a decision: same baby when ``score >= threshold``."""
+def model_calibration(
+    model: LoadedModel, model_id: str | None = None
+) -> tuple[Calibration | None, Path | None]:
+    """The model folder's calibration and its path; ``(None, None)`` when it has none.
 
-    threshold: float
-    source: str
-    calibration: Calibration | None = None
-
-    def decide(self, score: float) -> VerifyResult:
-        probability = None
-        if self.calibration is not None:
-            probability = float(self.calibration.probability(score))
-        return VerifyResult(
-            score, self.threshold, self.source, score >= self.threshold, probability
-        )
+    Raises:
+        ModelError: calibration.json is invalid or was fitted for other weights.
+    """
+    if model.folder is None or not (model.folder / CALIBRATION_NAME).is_file():
+        return None, None
+    path = model.folder / CALIBRATION_NAME
+    return load_calibration(path, model_id or model_identity(model)), path
 
 
 def operating_point(
-    model: LoadedModel, threshold: float | None = None, model_id: str | None = None
+    model: LoadedModel,
+    threshold: float | None = None,
+    model_id: str | None = None,
+    *,
+    prior: float | None = None,
+    point: str | None = None,
+    inconclusive: float | None = None,
 ) -> OperatingPoint:
-    """The model's operating point: the given threshold, else the dev EER threshold stored in
-    its folder; with the folder's calibration when it has one.
+    """The model's operating point, with the folder's calibration when it has one.
+
+    One of: ``threshold`` (given; the prior behind the probability is then the one it
+    implies), else ``prior`` (the threshold is where P(same baby) = 0.5 at it; needs a
+    calibration), else the stored threshold named ``point`` (default ``eer``; see
+    :data:`STORED_POINTS`).
+
+    Args:
+        model: the loaded model. threshold: a cosine score. model_id: its identity, if known.
+        prior: P(same baby) before the score is seen, in (0, 1).
+        point: ``eer`` or ``far1``.
+        inconclusive: ``q`` in (0, 0.5): probabilities in ``(q, 1 − q)`` give the verdict
+            "inconclusive"; needs a calibration.
 
     Raises:
-        ConfigError: no threshold given and none stored, or a non-finite threshold.
-        ModelError: a stale evaluation.json or an invalid calibration.json.
+        ConfigError: more than one of threshold, prior and point; a prior or an inconclusive
+            band without calibration; no threshold stored; a non-finite threshold.
+        ModelError: a stale evaluation.json, or an invalid or stale calibration.json.
     """
+    given = [
+        name
+        for name, value in (
+            ("--threshold", threshold),
+            ("--prior", prior),
+            ("--operating-point", point),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} each set the operating point: give one")
+    if point is not None and point not in STORED_POINTS:
+        raise ConfigError(f"unknown operating point {point!r}; choose from {sorted(STORED_POINTS)}")
+    calibration, path = model_calibration(model, model_id)
+    if prior is not None:
+        if calibration is None:
+            raise ConfigError(
+                f"{model.source} has no calibration, so a prior cannot set the threshold: run "
+                "`cryprint calibrate --model FOLDER --data DIR`, or pass --threshold"
+            )
+        return OperatingPoint.at_prior(
+            calibration, prior, "given", str(path), inconclusive=inconclusive
+        )
     if threshold is None:
-        threshold, source = stored_threshold(model, model_id)
+        threshold, source = stored_threshold(model, model_id, point or "eer")
     else:
         source = "given"
-    if not math.isfinite(threshold):
-        raise ConfigError(f"threshold must be a finite number, got {threshold}")
-    calibration = None
-    if model.folder is not None and (model.folder / CALIBRATION_NAME).is_file():
-        calibration = load_calibration(model.folder / CALIBRATION_NAME)
-    return OperatingPoint(float(threshold), source, calibration)
+    return OperatingPoint(threshold, source, calibration, inconclusive=inconclusive)
 
 
 def verify(
@@ -125,25 +191,31 @@ def verify(
     b: Path | str,
     threshold: float | None = None,
     *,
+    prior: float | None = None,
+    point: str | None = None,
+    inconclusive: float | None = None,
     device: str = "cpu",
     store: bool | Path | str = True,
-) -> VerifyResult:
+    tta: int = 1,
+) -> Verdict:
     """Decide whether recordings ``a`` and ``b`` are of the same baby (one-off: to verify many
     pairs, load the model once with :class:`cryprint.CryPrint`).
 
     Args:
         model: a model spec (folder, checkpoint, hub id) or a loaded model.
         a, b: audio files or folders of segments (see :func:`cryprint.data.inputs.read_recording`).
-        threshold: same baby when the cosine score is >= this; None to use the model folder's
-            dev EER threshold (``evaluation.json``).
+        threshold, prior, point, inconclusive: the operating point (see
+            :func:`operating_point`); none of them: the model folder's dev EER threshold.
         device: ``auto``, ``cpu``, ``cuda``...
-        store: the embedding store (see :class:`cryprint.CryPrint`).
+        store, tta: the embedding store and test-time augmentation views (see
+            :class:`cryprint.CryPrint`).
 
     Raises:
-        ConfigError: no threshold given and none stored. AudioError: bad or too short audio, or
-            no cry in it. ModelError: bad model folder, stale evaluation.json, invalid
-            calibration.json.
+        ConfigError: no threshold given and none stored, or a bad operating point.
+        AudioError: bad or too short audio, or no cry in it.
+        ModelError: bad model folder, stale evaluation.json, invalid or stale calibration.json.
     """
     from cryprint.api import CryPrint
 
-    return CryPrint(model, device=device, store=store).verify(a, b, threshold=threshold)
+    embedder = CryPrint(model, device=device, store=store, tta=tta)
+    return embedder.verify(a, b, threshold, prior=prior, point=point, inconclusive=inconclusive)

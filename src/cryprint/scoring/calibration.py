@@ -1,27 +1,25 @@
 """Score calibration: map a raw verification score to P(same baby) with a logistic model.
 
 ``p = sigmoid(a * score + b)``, fitted by maximum likelihood on labelled trials. The
-probability is a posterior under the calibration trials' own proportion of target trials
-(``b`` absorbs that prior): calibrate on trials whose target share matches the use case.
+probability is a posterior under the calibration trials' own share of target trials, the fit
+prior ``prior`` (``b`` absorbs it); :mod:`cryprint.scoring.verdict` moves it to another prior.
+Pure numpy, no file I/O: ``calibration.json`` is read and written by
+:mod:`cryprint.evaluation.calibrate`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cryprint.errors import DataError, ModelError, OutputError
+from cryprint.errors import DataError, ModelError
 from cryprint.scoring.metrics import validate_trials
 
-__all__ = ["Calibration", "fit_calibration", "load_calibration", "save_calibration"]
+__all__ = ["Calibration", "fit_calibration", "reliability_bins", "sigmoid"]
 
 # Ridge on the slope of the standardised score. Small enough to leave the fit on overlapping
 # scores unchanged (well below 1e-3 of the slope), but it keeps the slope finite when target
@@ -30,7 +28,17 @@ _SLOPE_RIDGE = 1e-6
 _MAX_NEWTON_STEPS = 100
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: ArrayLike) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-z))``, elementwise, without overflow.
+
+    Args:
+        z: log-odds, float of any shape.
+
+    Returns:
+        float64 of the same shape, in [0, 1]; ``>= 0.5`` where ``z >= 0`` and ``<= 0.5``
+        where ``z < 0`` (a negative ``z`` within about 1e-16 of 0 rounds to 0.5).
+    """
+    z = np.asarray(z, dtype=np.float64)
     # exp of a negative argument only, so no overflow warnings for large |z|.
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -43,13 +51,16 @@ class Calibration:
     Attributes:
         a: slope (positive when higher scores mean "same baby").
         b: offset.
+        prior: the fit prior, the share of target trials among the trials it was fitted on,
+            in (0, 1): the prior behind :meth:`probability`.
     """
 
     a: float
     b: float
+    prior: float
 
     def __post_init__(self) -> None:
-        for name in ("a", "b"):
+        for name in ("a", "b", "prior"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(
                 value, int | float | np.integer | np.floating
@@ -58,9 +69,12 @@ class Calibration:
             if not math.isfinite(value):
                 raise ModelError(f"calibration {name} must be finite, got {value}")
             object.__setattr__(self, name, float(value))
+        if not 0.0 < self.prior < 1.0:
+            raise ModelError(f"calibration prior must be in (0, 1), got {self.prior}")
 
     def probability(self, scores: ArrayLike) -> np.ndarray:
-        """Probability that each trial is a target trial.
+        """Probability that each trial is a target trial, at the fit prior ``self.prior``
+        (at another prior: :func:`cryprint.scoring.verdict.probability`).
 
         Args:
             scores: float [n_trials] (any shape works; it is kept).
@@ -71,27 +85,27 @@ class Calibration:
         values = np.asarray(scores, dtype=np.float64)
         if not np.all(np.isfinite(values)):
             raise DataError("scores to calibrate contain NaN or infinite values")
-        return _sigmoid(self.a * values + self.b)
+        return sigmoid(self.a * values + self.b)
 
     def to_dict(self) -> dict[str, float]:
-        """``{"a": ..., "b": ...}``, JSON-ready."""
-        return {"a": self.a, "b": self.b}
+        """``{"a": ..., "b": ..., "prior": ...}``, JSON-ready."""
+        return {"a": self.a, "b": self.b, "prior": self.prior}
 
     @classmethod
     def from_dict(cls, data: Any) -> Calibration:
-        """Build from :meth:`to_dict` output; exactly the keys ``a`` and ``b``.
+        """Build from :meth:`to_dict` output; exactly the keys ``a``, ``b`` and ``prior``.
 
         Raises:
-            ModelError: not a dict, missing or unknown keys, or non-finite values.
+            ModelError: not a dict, missing or unknown keys, or invalid values.
         """
         if not isinstance(data, dict):
             raise ModelError(f"calibration must be a JSON object, got {type(data).__name__}")
         keys = set(data)
-        if keys != {"a", "b"}:
+        if keys != {"a", "b", "prior"}:
             raise ModelError(
-                f"calibration must have exactly the keys ['a', 'b'], got {sorted(keys)}"
+                f"calibration must have exactly the keys ['a', 'b', 'prior'], got {sorted(keys)}"
             )
-        return cls(a=data["a"], b=data["b"])
+        return cls(a=data["a"], b=data["b"], prior=data["prior"])
 
 
 def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
@@ -108,7 +122,7 @@ def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
         labels: 0/1 or bool [n_trials], 1 = target trial; both classes needed.
 
     Returns:
-        The fitted :class:`Calibration`.
+        The fitted :class:`Calibration`; its ``prior`` is the share of target trials.
 
     Raises:
         DataError: invalid trials (see :func:`~cryprint.scoring.metrics.validate_trials`),
@@ -136,7 +150,7 @@ def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
     weights = np.array([0.0, math.log(share / (1.0 - share))])
     loss = objective(weights)
     for _ in range(_MAX_NEWTON_STEPS):
-        p = _sigmoid(design @ weights)
+        p = sigmoid(design @ weights)
         gradient = design.T @ (p - target) / n + ridge * weights
         hessian = (design.T * (p * (1.0 - p))) @ design / n + np.diag(ridge)
         # On separated scores p * (1 - p) underflows to 0 and only the ridge keeps the Hessian
@@ -157,65 +171,43 @@ def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
             break
     slope, offset = weights
     # Undo the standardisation: a * s + b == slope * (s - center) / spread + offset.
-    return Calibration(a=slope / spread, b=offset - slope * center / spread)
+    return Calibration(a=slope / spread, b=offset - slope * center / spread, prior=share)
 
 
-def save_calibration(path: str | os.PathLike[str], calibration: Calibration) -> None:
-    """Write a calibration as JSON, atomically (a temp file in the same folder, then rename).
+def reliability_bins(
+    probabilities: ArrayLike, labels: ArrayLike, n_bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reliability (calibration) curve: trials binned by predicted probability.
 
-    Args:
-        path: destination ``.json`` file; its folder must exist.
-        calibration: what to write.
-
-    Raises:
-        OutputError: the file could not be written.
-    """
-    destination = Path(path)
-    text = json.dumps(calibration.to_dict(), indent=2) + "\n"
-    temp_name = None
-    try:
-        # Same folder as the destination so that os.replace is a rename, not a copy: readers
-        # see either the old file or the complete new one.
-        with tempfile.NamedTemporaryFile(
-            "w",
-            encoding="utf-8",
-            dir=destination.parent,
-            prefix=f".{destination.name}.",
-            suffix=".tmp",
-            delete=False,
-        ) as handle:
-            temp_name = handle.name
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, destination)
-    except OSError as error:
-        if temp_name is not None and os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise OutputError(f"could not write calibration to {destination}: {error}") from error
-
-
-def load_calibration(path: str | os.PathLike[str]) -> Calibration:
-    """Read a calibration written by :func:`save_calibration`.
+    Bins are ``n_bins`` equal widths of [0, 1]; bin ``k`` holds ``k/n <= p < (k+1)/n`` (the
+    last one also ``p == 1``). Empty bins are dropped.
 
     Args:
-        path: the ``.json`` file.
+        probabilities: float [n_trials], predicted P(target), in [0, 1].
+        labels: 0/1 or bool [n_trials], 1 = target trial (one class alone is allowed).
+        n_bins: number of bins, >= 1.
 
     Returns:
-        The :class:`Calibration`.
-
-    Raises:
-        ModelError: the file is missing, unreadable, not JSON, or not a calibration; the
-            message names the file.
+        ``(predicted, observed, counts)``, each [n_nonempty_bins] in rising order:
+        the mean predicted probability, the share of target trials, and the number of trials
+        of each bin. A well calibrated model has ``observed ≈ predicted``.
     """
-    source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ModelError(f"could not read calibration file {source}: {error}") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelError(f"calibration file {source} is not valid JSON: {error}") from error
-    try:
-        return Calibration.from_dict(data)
-    except ModelError as error:
-        raise ModelError(f"calibration file {source} is invalid: {error}") from error
+    predicted = np.asarray(probabilities, dtype=np.float64)
+    target = np.asarray(labels)
+    if predicted.ndim != 1 or predicted.shape != target.shape:
+        raise DataError(
+            f"probabilities and labels must be 1-D of one length, got shapes {predicted.shape} "
+            f"and {target.shape}"
+        )
+    if not np.all((predicted >= 0.0) & (predicted <= 1.0)):
+        raise DataError("probabilities must be in [0, 1]")
+    if not np.all((target == 0) | (target == 1)):
+        raise DataError("labels must be 0 or 1")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise DataError(f"n_bins must be a positive integer, got {n_bins!r}")
+    which = np.minimum((predicted * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(which, minlength=n_bins)
+    sums = np.bincount(which, weights=predicted, minlength=n_bins)
+    hits = np.bincount(which, weights=target.astype(np.float64), minlength=n_bins)
+    full = counts > 0
+    return sums[full] / counts[full], hits[full] / counts[full], counts[full]

@@ -1,4 +1,5 @@
-"""Verification metrics from trial scores: FRR/FAR curves, EER, minDCF, AUC, DET points.
+"""Verification metrics from trial scores: FRR/FAR curves, EER, minDCF, AUC, DET points, the
+threshold for a target false-acceptance rate.
 
 Every function takes ``scores`` (float [n_trials], higher means "more likely the same baby")
 and ``labels`` (int or bool [n_trials], 1 = target trial, i.e. same baby; 0 = non-target).
@@ -21,11 +22,13 @@ from cryprint.errors import DataError
 __all__ = [
     "DCFResult",
     "EERResult",
+    "FalseAcceptResult",
     "compute_auc",
     "compute_eer",
     "compute_min_dcf",
     "det_points",
     "error_rates",
+    "threshold_at_false_accept_rate",
     "validate_trials",
 ]
 
@@ -42,6 +45,15 @@ class DCFResult(NamedTuple):
 
     min_dcf: float
     threshold: float
+
+
+class FalseAcceptResult(NamedTuple):
+    """The lowest threshold whose false acceptance rate is within a target, and the false
+    acceptance and false rejection rates it reaches (fractions)."""
+
+    threshold: float
+    far: float
+    frr: float
 
 
 def validate_trials(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -252,3 +264,35 @@ def det_points(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.nda
     """
     _, frr, far = error_rates(scores, labels)
     return far, frr
+
+
+def threshold_at_false_accept_rate(
+    scores: ArrayLike, labels: ArrayLike, rate: float
+) -> FalseAcceptResult:
+    """The lowest threshold that accepts at most ``rate`` of the non-target trials.
+
+    Among the thresholds of :func:`error_rates` (the distinct scores, then ``+inf``), the
+    lowest one with ``far <= rate``, accepting when ``score >= threshold``. The lowest one
+    because it rejects the fewest targets. Tied scores are accepted together, so the reached
+    ``far`` may be well below ``rate`` on few trials.
+
+    Args:
+        scores: float [n_trials].
+        labels: 0/1 or bool [n_trials], 1 = target trial.
+        rate: the largest acceptable false acceptance rate, a fraction in [0, 1].
+
+    Returns:
+        ``FalseAcceptResult(threshold, far, frr)``. ``threshold`` is ``+inf`` (reject every
+        trial) when every finite threshold accepts too many non-targets, e.g. when a
+        non-target has the highest score and ``rate`` is below ``1 / n_nontarget``.
+
+    Example:
+        >>> threshold_at_false_accept_rate([0.1, 0.5, 0.7, 0.9], [0, 0, 1, 1], 0.5)
+        FalseAcceptResult(threshold=0.5, far=0.5, frr=0.0)
+    """
+    if isinstance(rate, bool) or not 0.0 <= rate <= 1.0:
+        raise DataError(f"rate must be a fraction in [0, 1], got {rate!r}")
+    thresholds, frr, far = error_rates(scores, labels)
+    # far falls from 1 to 0 with the threshold, so the first index within the rate is lowest.
+    first = int(np.argmax(far <= rate))
+    return FalseAcceptResult(float(thresholds[first]), float(far[first]), float(frr[first]))
