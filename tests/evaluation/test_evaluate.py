@@ -187,3 +187,15 @@ def test_a_second_evaluation_into_the_same_folder_fails_at_once(
     out = tmp_path / "out"
     with folder_lock(out, "another evaluation"), pytest.raises(OutputError, match="is in use"):
         evaluate([model_folder], small_corpus, "dev", out)
+
+
+def test_a_dev_evaluation_of_a_model_trained_on_dev_births_warns(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    folder = save_model_folder(make_model(0), tmp_path / "model", {"train_on": "train+dev-B"})
+    [report] = evaluate([folder], small_corpus, "dev", tmp_path / "out")
+    assert "no longer unseen" in report["warning"]
+    stored = json.loads((folder / "evaluation.json").read_text())
+    assert stored["splits"]["dev"]["warning"] == report["warning"]
+    [test_report] = evaluate([folder], small_corpus, "test", tmp_path / "out-test")
+    assert test_report["warning"] is None  # test babies were never trained on

@@ -49,6 +49,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print_json(reports)
     else:
         print(format_table(reports))
+        for report in reports:
+            if report.get("warning"):
+                print(f"warning ({report['model']}): {report['warning']}")
         print(f"scores, report.json and figures in {out}")
     return 0
 

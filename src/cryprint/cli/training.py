@@ -8,7 +8,12 @@ from pathlib import Path
 
 # Extra spellings of generated flags (kept from earlier versions of the command).
 TRAIN_FLAG_ALIASES = {"learning_rate": ("--lr",)}
-TRAIN_CHOICES = {"method": ("triplet", "aam"), "select_by": ("loss", "eer")}
+TRAIN_CHOICES = {
+    "method": ("triplet", "aam"),
+    "select_by": ("loss", "eer"),
+    "train_on": ("train", "train+dev-B", "train+dev"),
+    "augment": ("none", "light", "strong"),
+}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -250,6 +250,7 @@ def _recipe_section(facts: _ModelFacts) -> list[str]:
         recipe = [
             ("method", info.get("method")),
             ("initial weights", info.get("initial_weights")),
+            ("training data (--train-on)", info.get("train_on")),
             ("epoch of these weights", info.get("epoch")),
             ("validation EER (held-out train babies)", _percent(info.get("validation_eer"))),
             ("run folder", info.get("run")),

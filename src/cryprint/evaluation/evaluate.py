@@ -44,13 +44,14 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.ecapa import CryEmbedder
-from cryprint.models.folder import EVALUATION_NAME, LoadedModel, ModelSpec
+from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, ModelSpec
 from cryprint.scoring import (
     compute_auc,
     compute_eer,
     compute_min_dcf,
     threshold_at_false_accept_rate,
 )
+from cryprint.training.config import dev_warning
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ def _evaluate_one(
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
         report = _report(embedder.loaded, name, root, split, pairs, labels, embeddings, asnorm)
         report["tta"] = embedder.tta
+        report["warning"] = _dev_warning(embedder.loaded, split)
         report.update(metrics_or_none(scores["score"], labels, p_targets))
         if asnorm is not None:
             asnorm.update(metrics_or_none(scores["score_asnorm"], labels, p_targets))
@@ -341,8 +343,23 @@ def to_json(payload: Any) -> str:
     return json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
 
 
+def _dev_warning(loaded: LoadedModel, split: str) -> str | None:
+    """The warning a dev evaluation carries when the model was trained on dev audio (the
+    ``train_on`` its cryprint.json records); logged too."""
+    if split != "dev" or loaded.folder is None or not (loaded.folder / INFO_NAME).is_file():
+        return None
+    try:
+        info = json.loads((loaded.folder / INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    warning = dev_warning(info.get("train_on")) if isinstance(info, dict) else None
+    if warning:
+        logger.warning("%s: %s", loaded.source, warning)
+    return warning
+
+
 def _split_summary(report: dict[str, Any]) -> dict[str, Any]:
-    keys = ("eer", "threshold", "min_dcf", "auc", "n_pairs", "n_target", "data")
+    keys = ("eer", "threshold", "min_dcf", "auc", "n_pairs", "n_target", "data", "warning")
     summary = {key: report[key] for key in keys}
     if report["asnorm"] is not None:
         summary["asnorm"] = {

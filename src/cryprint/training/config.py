@@ -21,6 +21,11 @@ from cryprint.hub import DEFAULT_HUB_MODEL
 
 METHODS = ("triplet", "aam")
 SELECT_BY = ("loss", "eer")
+# What a run trains on besides the train split's babies: nothing, the dev split's birth (B)
+# recordings (as the 1st-place CryCeleb2023 system did), or all of the dev split. Never test.
+TRAIN_ON = ("train", "train+dev-B", "train+dev")
+# Augmentation presets, defined in cryprint.training.augment; a YAML block may also be given.
+AUGMENT_PRESETS = ("none", "light", "strong")
 
 
 # One line of help per option: shown by `cryprint train --help` and checked to cover every field.
@@ -51,6 +56,9 @@ FIELD_HELP = {
     "device": "auto (a GPU when there is one), cpu, cuda, cuda:N",
     "amp": "bfloat16 mixed precision (CUDA only)",
     "compile": "torch.compile (CUDA only)",
+    "train_on": "train: the train split; train+dev-B: also the dev babies' birth (B) recordings; "
+    "train+dev: also all dev recordings (dev is then no fair evaluation)",
+    "augment": "waveform augmentation: none, light or strong (or a YAML block in --config)",
 }
 MAX_SEED = 2**32 - 1
 MAX_CHANNELS = 4096
@@ -90,6 +98,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     compile: bool = False
+    train_on: str = "train"
+    # A preset name or a block of cryprint.training.augment.AugmentSettings fields.
+    augment: str | dict[str, Any] = "none"
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -98,11 +109,13 @@ class TrainConfig:
         for ok, message in self._checks():
             if not ok:
                 raise ConfigError(f"invalid training config: {message}")
+        object.__setattr__(self, "augment", _checked_augment(self.augment))
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.select_by in SELECT_BY, f"select_by must be one of {', '.join(SELECT_BY)}"),
+            (self.train_on in TRAIN_ON, f"train_on must be one of {', '.join(TRAIN_ON)}"),
             (1 <= self.epochs <= 100_000, "epochs must be in [1, 100000]"),
             (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]"),
             (2 <= self.batch_babies <= 100_000, "batch_babies (P) must be in [2, 100000]"),
@@ -145,6 +158,24 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def _checked_augment(value: Any) -> str | dict[str, Any]:
+    """A preset name, or a block checked and with plain values (lists, floats), so that it
+    compares equal to itself after a round trip through config.yaml or a checkpoint."""
+    if isinstance(value, str):
+        if value not in AUGMENT_PRESETS:
+            raise ConfigError(
+                f"invalid training config: augment must be one of {', '.join(AUGMENT_PRESETS)}"
+                " or a block of settings"
+            )
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError("invalid training config: augment must be a preset name or a block")
+    # Loaded only for a block: augment needs torch, which importing the config must not load.
+    from cryprint.training.augment import canonical_block
+
+    return canonical_block(value)
+
+
 def _to_bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -175,25 +206,48 @@ _CONVERTERS = {
     int: _to_number(int),
     float: _to_number(float),
     str: lambda value: str(value) if isinstance(value, str | Path) else None,
+    # A YAML block (augment); its keys are checked by the field's own validation.
+    dict: lambda value: dict(value) if isinstance(value, dict) else None,
 }
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """Check/convert one value to the field's type (int, float, bool, str, or X | None)."""
-    hint = annotation
+    """Check/convert one value to the field's type (int, float, bool, str, dict, or a union
+    of them, tried in order, possibly with None)."""
+    members = [annotation]
     optional = False
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        members = [m for m in typing.get_args(hint) if m is not type(None)]
-        optional = len(members) < len(typing.get_args(hint))
-        hint = members[0]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [m for m in typing.get_args(annotation) if m is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
     if value is None:
         if optional:
             return None
         raise ConfigError(f"config key '{name}' cannot be empty")
-    converted = _CONVERTERS[hint](value)
-    if converted is None:
-        raise ConfigError(f"config key '{name}': expected {hint.__name__}, got {value!r}")
-    return converted
+    kinds = [typing.get_origin(member) or member for member in members]
+    for kind in kinds:
+        converted = _CONVERTERS[kind](value)
+        if converted is not None:
+            return converted
+    expected = " or ".join(kind.__name__ for kind in kinds)
+    raise ConfigError(f"config key '{name}': expected {expected}, got {value!r}")
+
+
+def dev_warning(train_on: str | None) -> str | None:
+    """What ``evaluate --split dev`` must say about a model trained on ``train_on`` (the
+    ``train_on`` of its cryprint.json; None or "train": nothing to say)."""
+    if train_on == "train+dev-B":
+        return (
+            "this model was trained on the dev babies' birth (B) recordings: dev is no longer "
+            "unseen data. Its discharge (D) recordings were not trained on, so the B-vs-D dev "
+            "pairs stay usable, as the CryCeleb2023 winners argued, but expect an optimistic "
+            "EER; the test split is the fair measure."
+        )
+    if train_on == "train+dev":
+        return (
+            "this model was trained on ALL dev recordings (B and D): the dev pairs are not a "
+            "fair evaluation (every dev baby was seen in training); use the test split."
+        )
+    return None
 
 
 def make_config(
