@@ -87,6 +87,13 @@ def cpu_mhz() -> float | None:
         return None
 
 
+def cpu_flags() -> str:
+    """The CPU's vector and matrix flags (what decides fp32/bf16/int8 speed), from /proc/cpuinfo."""
+    flags = (_cpuinfo("flags") or "").split()
+    wanted = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "f16c", "vnni"))]
+    return " ".join(sorted(wanted)) or "unknown"
+
+
 def machine_description() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     mhz = cpu_mhz()
@@ -94,7 +101,7 @@ def machine_description() -> str:
     return (
         f"machine: {cpu_model()}, {cores} cores{clock}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), cryprint {__version__}, "
-        f"python {platform.python_version()}"
+        f"python {platform.python_version()}\nCPU flags: {cpu_flags()}"
     )
 
 

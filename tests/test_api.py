@@ -68,3 +68,23 @@ def test_bad_inputs_are_audio_errors(make_model, tmp_path: Path) -> None:
         embedder.embed(np.zeros(16000, dtype=np.float32))
     with pytest.raises(AudioError, match=r"float32 \[samples\]"):
         embedder.embed(np.zeros((2, 16000), dtype=np.float32))
+
+
+def test_trimming_makes_a_silence_padded_cry_embed_as_the_cry(
+    small_corpus: Path, make_model
+) -> None:
+    from cryprint.scoring import cosine_matrix
+
+    folder = _dev_folder(small_corpus, 2)
+    cry = np.concatenate(
+        [soundfile.read(path, dtype="float32")[0] for path in sorted(folder.glob("*.wav"))]
+    )
+    silence = np.zeros(5 * 16000, dtype=np.float32)
+    padded = np.concatenate([silence, cry, silence])
+    trimmed = cryprint.CryPrint(make_model(0), store=False, trim=True).embed_many([cry, padded])
+    assert cosine_matrix(trimmed[:1], trimmed[1:])[0, 0] >= 0.99
+    untrimmed = cryprint.CryPrint(make_model(0), store=False).embed_many([cry, padded])
+    assert (
+        cosine_matrix(untrimmed[:1], untrimmed[1:])[0, 0]
+        < cosine_matrix(trimmed[:1], trimmed[1:])[0, 0]
+    )

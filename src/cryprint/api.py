@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from cryprint.data.activity import trim_to_cry
 from cryprint.data.inputs import check_recording, read_recording, recording_files
 from cryprint.embedding import embed_waveforms, embed_with_tta
 from cryprint.errors import AudioError, ConfigError
@@ -49,6 +50,8 @@ class CryPrint:
             default_store_path`), a path, an :class:`EmbeddingStore`, or False for none.
         tta: test-time augmentation views per recording (1 = none; see
             :func:`cryprint.embedding.embed_with_tta`); part of the store's key.
+        trim: embed each recording without its leading and trailing non-cry sound
+            (:func:`cryprint.data.activity.trim_to_cry`); part of the store's key.
 
     Raises:
         ModelError, HubError: the model cannot be loaded. ConfigError: no such device.
@@ -61,10 +64,11 @@ class CryPrint:
         device: str = "cpu",
         store: EmbeddingStore | Path | str | bool | None = True,
         tta: int = 1,
+        trim: bool = False,
     ) -> None:
         if isinstance(tta, bool) or not isinstance(tta, int) or not 1 <= tta <= 64:
             raise ConfigError(f"tta must be a whole number of views from 1 to 64, got {tta!r}")
-        self.tta = tta
+        self.tta, self.trim = tta, trim
         self.device = resolve_device(device)
         self.loaded: LoadedModel = as_loaded(model)
         self.loaded.model.to(self.device).eval()
@@ -120,7 +124,8 @@ class CryPrint:
             names: what each recording is, for messages.
             progress: log progress (a bar on a terminal, periodic lines otherwise).
         """
-        keys = [key if self.tta == 1 else f"{key}|tta{self.tta}" for key in keys]
+        suffix = (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
+        keys = [f"{key}{suffix}" for key in keys]
         found = self.store.get(self.model_id, keys) if self.store is not None else {}
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
         with Progress(len(missing), "embedding", enabled=progress) as bar:
@@ -144,6 +149,8 @@ class CryPrint:
         """Embed recordings ``chunk`` (indices) and store them; chunked so memory stays bounded
         and an interrupted run keeps what it computed."""
         waveforms, labels = [read(i) for i in chunk], [names[i] for i in chunk]
+        if self.trim:
+            waveforms = [trim_to_cry(waveform) for waveform in waveforms]
         if self.tta > 1:
             computed = embed_with_tta(self.loaded.model, waveforms, self.tta, self.device, labels)
         else:

@@ -84,3 +84,16 @@ def check_cry(waveform: np.ndarray, name: str, sample_rate: int = SAMPLE_RATE) -
             f"{name}: no cry found ({found}; at least {MIN_CRY_SECONDS} s needed above "
             f"{FLOOR_DBFS:.0f} dBFS): refusing to score a recording without a cry"
         )
+
+
+def trim_to_cry(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``waveform`` without its leading and trailing non-cry sound (silence, background): from
+    the first cry-level frame to the end of the last. A cry's fading onset and release stay in
+    (the hysteresis of :func:`cry_mask` keeps them); pauses inside the recording are kept. A
+    recording without a cry is returned as it is (the check refuses it: :func:`check_cry`)."""
+    mask = cry_mask(frame_levels(waveform, sample_rate))
+    active = np.flatnonzero(mask)
+    if len(active) == 0:
+        return waveform
+    hop, frame = int(HOP_SECONDS * sample_rate), int(FRAME_SECONDS * sample_rate)
+    return waveform[active[0] * hop : min(len(waveform), active[-1] * hop + frame)]
