@@ -44,6 +44,18 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
     return "auto" if args.cohort_top_n is None else args.cohort_top_n
 
 
+def add_embedding_options(parser: argparse.ArgumentParser) -> None:
+    """--tta and --no-trim: how recordings are embedded (the same for evaluate and verify)."""
+    add_tta_option(parser)
+    parser.add_argument(
+        "--no-trim",
+        dest="trim",
+        action="store_false",
+        help="embed recordings whole, with their leading and trailing silence (by default it is "
+        "cut off: a silence-padded cry then scores as the cry)",
+    )
+
+
 def add_tta_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta",

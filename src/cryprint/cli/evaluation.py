@@ -9,7 +9,7 @@ from cryprint.cli.common import (
     DEVICE_HELP,
     MODEL_HELP,
     add_as_norm_options,
-    add_tta_option,
+    add_embedding_options,
     as_norm_option,
     print_json,
     progress,
@@ -20,7 +20,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from cryprint.api import CryPrint
     from cryprint.evaluation.embed import embed_split
 
-    embedder = CryPrint(args.model, device=args.device, tta=args.tta)
+    embedder = CryPrint(args.model, device=args.device, tta=args.tta, trim=args.trim)
     embeddings = embed_split(embedder, args.data, args.split, args.out, progress=progress())
     how = "reused" if embeddings.from_cache else "wrote"
     print(
@@ -44,6 +44,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=progress(),
         tta=args.tta,
+        trim=args.trim,
     )
     if args.json:
         print_json(reports)
@@ -67,6 +68,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         device=args.device,
         progress=progress(),
         tta=args.tta,
+        trim=args.trim,
     )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
@@ -79,7 +81,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from cryprint.evaluation.trials import score_trials
 
     report = score_trials(
-        args.model, args.trials, args.out, device=args.device, progress=progress(), tta=args.tta
+        args.model,
+        args.trials,
+        args.out,
+        device=args.device,
+        progress=progress(),
+        tta=args.tta,
+        trim=args.trim,
     )
     if args.json:
         print_json(report)
@@ -117,7 +125,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     embed.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     embed.add_argument("--device", default="auto", help=DEVICE_HELP)
-    add_tta_option(embed)
+    add_embedding_options(embed)
     embed.set_defaults(handler=cmd_embed)
 
     evaluate = subparsers.add_parser(
@@ -143,7 +151,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     add_as_norm_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
     evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
-    add_tta_option(evaluate)
+    add_embedding_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     submit = subparsers.add_parser(
@@ -154,7 +162,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
     add_as_norm_options(submit)
     submit.add_argument("--device", default="auto", help=DEVICE_HELP)
-    add_tta_option(submit)
+    add_embedding_options(submit)
     submit.set_defaults(handler=cmd_submit)
 
     score = subparsers.add_parser(
@@ -171,7 +179,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--json", action="store_true", help="print the report as JSON")
     score.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    add_tta_option(score)
+    add_embedding_options(score)
     score.set_defaults(handler=cmd_score)
 
     export = subparsers.add_parser(

@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cryprint.cli.common import DEVICE_HELP, MODEL_HELP, add_tta_option, print_json, progress
+from cryprint.cli.common import DEVICE_HELP, MODEL_HELP, add_embedding_options, print_json, progress
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from cryprint.evaluation.calibrate import calibrate_model
 
     result = calibrate_model(
-        args.model, args.data, args.split, device=args.device, progress=progress()
+        args.model,
+        args.data,
+        args.split,
+        device=args.device,
+        progress=progress(),
+        tta=args.tta,
+        trim=args.trim,
     )
     calibration = result.calibration
     offset = f"{'-' if calibration.b < 0 else '+'} {abs(calibration.b):.4g}"
@@ -39,6 +45,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         inconclusive=args.inconclusive,
         device=args.device,
         tta=args.tta,
+        trim=args.trim,
     )
     if args.json:
         print_json(result.to_dict())
@@ -61,6 +68,7 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
         "--split", choices=["dev", "test"], default="dev", help="the labelled pairs to fit on"
     )
     calibrate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_embedding_options(calibrate)
     calibrate.set_defaults(handler=cmd_calibrate)
 
     verify = subparsers.add_parser(
@@ -104,5 +112,5 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("--json", action="store_true", help="every field of the verdict")
     verify.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
-    add_tta_option(verify)
+    add_embedding_options(verify)
     verify.set_defaults(handler=cmd_verify)

@@ -88,7 +88,8 @@ def check_cry(waveform: np.ndarray, name: str, sample_rate: int = SAMPLE_RATE) -
 
 def trim_to_cry(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """``waveform`` without its leading and trailing non-cry sound (silence, background): from
-    the first cry-level frame to the end of the last. A cry's fading onset and release stay in
+    the first cry-level frame to the end of the last, then to the first and last sample above
+    :data:`FLOOR_DBFS`. A cry's fading onset and release stay in
     (the hysteresis of :func:`cry_mask` keeps them); pauses inside the recording are kept. A
     recording without a cry is returned as it is (the check refuses it: :func:`check_cry`)."""
     mask = cry_mask(frame_levels(waveform, sample_rate))
@@ -96,4 +97,8 @@ def trim_to_cry(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndar
     if len(active) == 0:
         return waveform
     hop, frame = int(HOP_SECONDS * sample_rate), int(FRAME_SECONDS * sample_rate)
-    return waveform[active[0] * hop : min(len(waveform), active[-1] * hop + frame)]
+    trimmed = waveform[active[0] * hop : min(len(waveform), active[-1] * hop + frame)]
+    # A frame on the edge may still hold digital silence: cut to the first and last sample above
+    # the floor, so the same cry gives the same samples however much silence surrounded it.
+    audible = np.flatnonzero(np.abs(trimmed) >= 10 ** (FLOOR_DBFS / 20))
+    return trimmed[audible[0] : audible[-1] + 1]

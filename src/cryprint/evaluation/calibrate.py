@@ -114,6 +114,8 @@ def calibrate_model(
     *,
     device: str = "auto",
     progress: bool = False,
+    tta: int = 1,
+    trim: bool = True,
 ) -> CalibrationResult:
     """Fit logistic calibration on the labelled pairs of ``split``; save ``calibration.json``
     and its reliability plot (:data:`RELIABILITY_PLOT_NAME`) in the model folder.
@@ -124,6 +126,8 @@ def calibrate_model(
         split: the labelled pairs to fit on (``dev``).
         device: ``auto``, ``cpu``, ``cuda``...
         progress: show progress bars.
+        tta, trim: how recordings are embedded (see :class:`cryprint.CryPrint`): as verify
+            will embed them.
 
     Raises:
         ModelError: the model is not a local folder (export it first).
@@ -142,7 +146,9 @@ def calibrate_model(
     pairs = read_pairs(root, split)
     if "label" not in pairs.columns:
         raise DataError(f"{split}_pairs.csv has no label column: nothing to calibrate on")
-    embeddings = embed_split(loaded, root, split, device=device, progress=progress)
+    embeddings = embed_split(
+        loaded, root, split, device=device, progress=progress, tta=tta, trim=trim
+    )
     labels = pairs["label"].to_numpy()
     scores = score_pairs(embeddings, pairs)
     calibration = fit_calibration(scores, labels)

@@ -110,6 +110,7 @@ def embed_split(
     progress: bool = False,
     store: bool | Path | str = True,
     tta: int = 1,
+    trim: bool = True,
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
     embedding store holds for these weights and these audio files.
@@ -124,8 +125,8 @@ def embed_split(
             there (atomically).
         device: where to run the model (``auto``, ``cpu``, ``cuda``, ...).
         progress: show progress.
-        store, tta: the embedding store and test-time augmentation views (see
-            :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint (it has its own).
+        store, tta, trim: the embedding store, test-time augmentation views and trimming to
+            the cry (see :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint.
 
     Returns:
         :class:`RecordingEmbeddings`, float32 [n_recordings, dim], sorted by baby then period.
@@ -139,7 +140,7 @@ def embed_split(
     root = Path(root)
     keys, data_id = split_keys(root, split)
     if not isinstance(model, CryPrint):
-        model = CryPrint(model, device=device, store=store, tta=tta)
+        model = CryPrint(model, device=device, store=store, tta=tta, trim=trim)
     embedder = model
     if cache is not None:
         cached = load_embeddings(cache, missing_ok=True)

@@ -145,6 +145,7 @@ def evaluate(
     device: str = "auto",
     progress: bool = False,
     tta: int = 1,
+    trim: bool = True,
 ) -> list[dict[str, Any]]:
     """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
 
@@ -159,7 +160,8 @@ def evaluate(
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
         device: ``auto``, ``cpu``, ``cuda``...
         progress: show progress.
-        tta: test-time augmentation views per recording (see :class:`cryprint.CryPrint`).
+        tta, trim: test-time augmentation views per recording, and trimming to the cry (see
+            :class:`cryprint.CryPrint`).
 
     Returns:
         One report per model (the content of its ``report.json``): at least ``eer``,
@@ -180,7 +182,7 @@ def evaluate(
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
     # Every model loads before any embedding: a missing second model fails now, not in an hour.
-    embedders = [CryPrint(spec, device=device, tta=tta) for spec in model_specs]
+    embedders = [CryPrint(spec, device=device, tta=tta, trim=trim) for spec in model_specs]
     reports = []
     with folder_lock(out_dir, "cryprint evaluate"):
         for embedder, name, folder in zip(embedders, names, folders, strict=True):
@@ -212,7 +214,7 @@ def _evaluate_one(
         )
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
         report = _report(embedder.loaded, name, root, split, pairs, labels, embeddings, asnorm)
-        report["tta"] = embedder.tta
+        report["tta"], report["trim"] = embedder.tta, embedder.trim
         report["warning"] = _dev_warning(embedder.loaded, split)
         report.update(metrics_or_none(scores["score"], labels, p_targets))
         if asnorm is not None:

@@ -75,6 +75,7 @@ def write_submission(
     device: str = "auto",
     progress: bool = False,
     tta: int = 1,
+    trim: bool = True,
 ) -> Submission:
     """Score every pair of ``test_pairs.csv`` and write ``out`` in the ids and order of
     ``sample_submission.csv``.
@@ -87,7 +88,8 @@ def write_submission(
             the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
         device: ``auto``, ``cpu``, ``cuda``...
         progress: show progress.
-        tta: test-time augmentation views per recording (see :class:`cryprint.CryPrint`).
+        tta, trim: test-time augmentation views, trimming to the cry (see
+            :class:`cryprint.CryPrint`).
 
     Raises:
         DataError: the sample's ids are not exactly the test pairs' ids, or a score is not
@@ -112,7 +114,7 @@ def write_submission(
             f"{len(pairs)} (first test pair missing from the sample: {missing[0]})"
         )
 
-    embedder = CryPrint(model, device=device, tta=tta)
+    embedder = CryPrint(model, device=device, tta=tta, trim=trim)
     embeddings = embed_split(embedder, root, "test", progress=progress)
     top_n = None
     if as_norm_top_n is None:

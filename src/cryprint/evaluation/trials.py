@@ -113,6 +113,7 @@ def score_trials(
     device: str = "cpu",
     progress: bool = False,
     tta: int = 1,
+    trim: bool = True,
 ) -> dict[str, Any]:
     """Score every trial of ``trials`` and write ``scores.csv``, ``report.json`` (and, with
     labels, the metrics and figures of :func:`cryprint.evaluation.evaluate.evaluate`) to ``out``.
@@ -122,7 +123,8 @@ def score_trials(
         trials: the trials CSV (see the module docstring).
         out: the output folder; default ``TRIALS_STEM-scores`` beside the trials file.
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
-        tta: test-time augmentation views per recording (see :class:`cryprint.CryPrint`).
+        tta, trim: test-time augmentation views, trimming to the cry (see
+            :class:`cryprint.CryPrint`).
 
     Returns:
         The report (what ``report.json`` holds).
@@ -134,7 +136,9 @@ def score_trials(
     table = read_trials(trials)
     folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
     check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
-    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device, tta=tta)
+    embedder = (
+        model if isinstance(model, CryPrint) else CryPrint(model, device=device, tta=tta, trim=trim)
+    )
     recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)
     index = {recording: row for row, recording in enumerate(recordings)}
@@ -177,6 +181,7 @@ def _report(
         },
         "asnorm": None,
         "tta": embedder.tta,
+        "trim": embedder.trim,
         "files": {},
         "cryprint_version": __version__,
     }

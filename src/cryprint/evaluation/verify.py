@@ -197,6 +197,7 @@ def verify(
     device: str = "cpu",
     store: bool | Path | str = True,
     tta: int = 1,
+    trim: bool = True,
 ) -> Verdict:
     """Decide whether recordings ``a`` and ``b`` are of the same baby (one-off: to verify many
     pairs, load the model once with :class:`cryprint.CryPrint`).
@@ -207,7 +208,7 @@ def verify(
         threshold, prior, point, inconclusive: the operating point (see
             :func:`operating_point`); none of them: the model folder's dev EER threshold.
         device: ``auto``, ``cpu``, ``cuda``...
-        store, tta: the embedding store and test-time augmentation views (see
+        store, tta, trim: the embedding store, test-time augmentation views and trimming (see
             :class:`cryprint.CryPrint`).
 
     Raises:
@@ -217,5 +218,5 @@ def verify(
     """
     from cryprint.api import CryPrint
 
-    embedder = CryPrint(model, device=device, store=store, tta=tta)
+    embedder = CryPrint(model, device=device, store=store, tta=tta, trim=trim)
     return embedder.verify(a, b, threshold, prior=prior, point=point, inconclusive=inconclusive)
