@@ -72,7 +72,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
-    print(f"wrote {submission.n_pairs} {scoring} scores to {submission.path}")
+    print(
+        f"wrote {submission.n_pairs} {scoring} scores to {submission.path} "
+        f"({submission.computed} recording(s) embedded, the rest from the embedding store)"
+    )
     return 0
 
 

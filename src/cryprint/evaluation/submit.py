@@ -33,6 +33,7 @@ class Submission:
     n_pairs: int
     model_id: str
     as_norm_top_n: int | None
+    computed: int = 0  # recordings embedded by the model; the rest came from the store
 
 
 def check_submission(submission: pd.DataFrame, sample: pd.DataFrame) -> None:
@@ -133,4 +134,4 @@ def write_submission(
     written = pd.read_csv(io.StringIO(text), dtype={"id": str}, keep_default_na=False)
     check_submission(written, sample)
     atomic_write_text(out, text)
-    return Submission(out, len(submission), embedder.model_id, top_n)
+    return Submission(out, len(submission), embedder.model_id, top_n, embedder.computed)
