@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 import cryprint
-from cryprint import api as api_module
+from cryprint import embedding as embedding_module
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError
 
@@ -52,7 +52,7 @@ def test_the_store_spares_the_model(
     def fail(*args, **kwargs):
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(api_module, "embed_waveforms", fail)
+    monkeypatch.setattr(embedding_module, "embed_waveforms", fail)
     second = cryprint.CryPrint(make_model(0), store=store)
     np.testing.assert_array_equal(second.embed_many(folders[::-1]), vectors[::-1])
     assert second.computed == 0

@@ -54,7 +54,7 @@ def test_the_training_mode_is_restored_and_no_input_gives_an_empty_array() -> No
 
 
 def test_tta_views_are_the_whole_then_evenly_spaced_crops() -> None:
-    from cryprint.embedding import tta_views
+    from cryprint.tta import tta_views
 
     audio = np.arange(16000, dtype=np.float32)
     views = tta_views(audio, 3)
@@ -66,7 +66,8 @@ def test_tta_views_are_the_whole_then_evenly_spaced_crops() -> None:
 
 
 def test_tta_embedding_is_the_normalised_mean_of_the_views() -> None:
-    from cryprint.embedding import embed_with_tta, tta_views
+    from cryprint.embedding import embed_with_tta
+    from cryprint.tta import tta_views
 
     torch.manual_seed(0)
     model = CryEmbedder(ModelConfig.small(8))

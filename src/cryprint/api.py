@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from cryprint.data.activity import trim_to_cry
 from cryprint.data.inputs import check_recording, read_recording, recording_files
-from cryprint.embedding import embed_waveforms, embed_with_tta
+from cryprint.engines import make_engine
 from cryprint.errors import AudioError, ConfigError
 from cryprint.evaluation.verify import operating_point
-from cryprint.models.device import resolve_device
-from cryprint.models.folder import LoadedModel, ModelSpec, as_loaded, model_identity
 from cryprint.progress import Progress
 from cryprint.scoring import cosine_matrix
 from cryprint.scoring.verdict import Verdict
@@ -46,6 +45,8 @@ class CryPrint:
         model: a model folder (``runs/NAME/best``), an ``embedding_model.ckpt``, a hub id, or a
             loaded model.
         device: ``cpu`` (default), ``auto``, ``cuda``, ``cuda:N``.
+        backend: ``torch``, ``onnx`` (an ONNX export, run without torch) or ``auto`` (onnx
+            when the model folder holds an export; see :mod:`cryprint.engines`).
         store: the embedding store — True for the default one (:func:`cryprint.store.
             default_store_path`), a path, an :class:`EmbeddingStore`, or False for none.
         tta: test-time augmentation views per recording (1 = none; see
@@ -62,20 +63,21 @@ class CryPrint:
 
     def __init__(
         self,
-        model: ModelSpec,
+        model: Any,
         *,
         device: str = "cpu",
         store: EmbeddingStore | Path | str | bool | None = True,
         tta: int = 1,
         trim: bool = True,
+        backend: str = "auto",
     ) -> None:
         if isinstance(tta, bool) or not isinstance(tta, int) or not 1 <= tta <= 64:
             raise ConfigError(f"tta must be a whole number of views from 1 to 64, got {tta!r}")
         self.tta, self.trim = tta, trim
-        self.device = resolve_device(device)
-        self.loaded: LoadedModel = as_loaded(model)
-        self.loaded.model.to(self.device).eval()
-        self.model_id = model_identity(self.loaded)
+        self.engine = make_engine(model, backend, device)
+        self.backend = "onnx" if hasattr(self.engine, "runtime") else "torch"
+        self.loaded = self.engine.loaded  # what thresholds and calibrations belong to
+        self.model_id = self.engine.model_id
         self.store = open_store(store)
         self.computed = 0  # recordings embedded by the model (not found in the store)
 
@@ -86,7 +88,7 @@ class CryPrint:
 
     @property
     def embedding_dim(self) -> int:
-        return self.loaded.model.config.embedding_dim
+        return self.engine.embedding_dim
 
     def embed(self, audio: Audio) -> NDArray[np.float32]:
         """The embedding of one recording: float32 [dim], not normalised (score by cosine).
@@ -129,7 +131,8 @@ class CryPrint:
         """
         suffix = (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
         keys = [f"{key}{suffix}" for key in keys]
-        found = self.store.get(self.model_id, keys) if self.store is not None else {}
+        store_id = self.engine.embedding_id
+        found = self.store.get(store_id, keys) if self.store is not None else {}
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
         with Progress(len(missing), "embedding", enabled=progress) as bar:
             for start in range(0, len(missing), _RECORDINGS_PER_CHUNK):
@@ -154,14 +157,11 @@ class CryPrint:
         waveforms, labels = [read(i) for i in chunk], [names[i] for i in chunk]
         if self.trim:
             waveforms = [trim_to_cry(waveform) for waveform in waveforms]
-        if self.tta > 1:
-            computed = embed_with_tta(self.loaded.model, waveforms, self.tta, self.device, labels)
-        else:
-            computed = embed_waveforms(self.loaded.model, waveforms, self.device, names=labels)
+        computed = self.engine.embed(waveforms, labels, self.tta)
         self.computed += len(chunk)
         fresh = {keys[i]: computed[row] for row, i in enumerate(chunk)}
         if self.store is not None:
-            self.store.put(self.model_id, fresh)
+            self.store.put(self.engine.embedding_id, fresh)
         return fresh
 
     def score(self, a: Audio, b: Audio) -> float:

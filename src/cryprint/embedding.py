@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from cryprint.data.audio import SAMPLE_RATE
 from cryprint.data.batches import pad_batch
 from cryprint.errors import ModelError
+from cryprint.tta import embed_views
 
 
 def embed_waveforms(
@@ -87,25 +88,6 @@ def embed_waveforms(
     return result
 
 
-def tta_views(
-    waveform: np.ndarray, views: int, crop_fraction: float = 0.8, min_seconds: float = 0.5
-) -> list[np.ndarray]:
-    """Test-time augmentation views of a recording: the whole of it, then ``views - 1``
-    overlapping crops of ``crop_fraction`` of its length at evenly spaced starts (first at the
-    beginning, last at the end). Deterministic: the same recording always gives the same views.
-    A recording too short for crops of ``min_seconds`` gives the whole recording alone.
-
-    Args:
-        waveform: float32 [samples] at 16 kHz.
-        views: how many views (1 = the recording alone).
-    """
-    length = int(len(waveform) * crop_fraction)
-    if views <= 1 or length < min_seconds * SAMPLE_RATE:
-        return [waveform]
-    starts = np.linspace(0, len(waveform) - length, views - 1).round().astype(int)
-    return [waveform, *(waveform[start : start + length] for start in starts)]
-
-
 def embed_with_tta(
     model: torch.nn.Module,
     waveforms: Sequence[np.ndarray],
@@ -113,18 +95,12 @@ def embed_with_tta(
     device: torch.device | str = "cpu",
     names: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Each recording's embedding as the mean of its :func:`tta_views`' L2-normalised embeddings,
-    L2-normalised again (the 1st-place CryCeleb2023 system's test-time augmentation).
-
-    Returns:
-        float32 [len(waveforms), dim], unit rows.
-    """
-    result = []
-    for index, waveform in enumerate(waveforms):
-        name = names[index] if names is not None else f"#{index}"
-        parts = tta_views(waveform, views)
-        embedded = embed_waveforms(model, parts, device, names=[name] * len(parts))
-        unit = embedded / np.linalg.norm(embedded, axis=1, keepdims=True)
-        mean = unit.mean(axis=0)
-        result.append(mean / np.linalg.norm(mean))
-    return np.stack(result).astype(np.float32)
+    """Each recording's embedding as the normalised mean of its test-time augmentation views'
+    embeddings (:func:`cryprint.tta.embed_views`). float32 [len(waveforms), dim], unit rows."""
+    labels = list(names) if names is not None else [f"#{i}" for i in range(len(waveforms))]
+    return embed_views(
+        lambda parts, parts_names: embed_waveforms(model, parts, device, names=parts_names),
+        waveforms,
+        views,
+        labels,
+    )

@@ -8,7 +8,7 @@ import pytest
 import soundfile
 import torch
 
-import cryprint.api as api_module
+import cryprint.embedding as embedding_module
 from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError
 from cryprint.evaluation.embed import embed_split, load_embeddings
@@ -62,7 +62,7 @@ def test_cache_is_reused_for_the_same_weights_only(
     assert stored.model_id == model_identity(make_model(0))
     np.testing.assert_array_equal(stored.embeddings, first.embeddings)
 
-    monkeypatch.setattr(api_module, "embed_waveforms", _fail)
+    monkeypatch.setattr(embedding_module, "embed_waveforms", _fail)
     again = embed_split(make_model(0), small_corpus, "dev", cache, store=False)
     assert again.from_cache
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
@@ -76,7 +76,7 @@ def test_the_store_serves_every_later_command(
 ) -> None:
     store = tmp_path / "store.sqlite"
     first = embed_split(make_model(0), small_corpus, "dev", store=store)
-    monkeypatch.setattr(api_module, "embed_waveforms", _fail)
+    monkeypatch.setattr(embedding_module, "embed_waveforms", _fail)
     # Another output file, no npz to reuse: the store alone answers, bit for bit.
     again = embed_split(make_model(0), small_corpus, "dev", tmp_path / "other.npz", store=store)
     np.testing.assert_array_equal(again.embeddings, first.embeddings)

@@ -135,9 +135,7 @@ def test_export_refuses_unsafe_destinations(model_folder: Path, tmp_path: Path) 
     assert (busy / "thesis.tex").read_text() == "precious"
 
 
-def test_export_never_deletes_a_folder_it_did_not_write(
-    model_folder: Path, tmp_path: Path
-) -> None:
+def test_export_never_deletes_a_folder_it_did_not_write(model_folder: Path, tmp_path: Path) -> None:
     # Issue #10 item 4: a folder that merely holds a hyperparams.yaml (someone's SpeechBrain
     # recipe, say) was replaced whole, deleting its other files.
     recipe = tmp_path / "recipe"

@@ -189,8 +189,6 @@ def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C when training would start
 
     monkeypatch.setattr("cryprint.embedding.embed_waveforms", seeded_embeddings)
-    monkeypatch.setattr("cryprint.evaluation.embed.embed_waveforms", seeded_embeddings)
-    monkeypatch.setattr("cryprint.api.embed_waveforms", seeded_embeddings)
     monkeypatch.setattr(trainer, "_train_locked", stop_before_training)
     monkeypatch.setattr("cryprint.demo.run_demo", lambda *args, **kwargs: {})
     monkeypatch.setattr("cryprint.demo.run_full", lambda *args, **kwargs: {})

@@ -255,6 +255,10 @@ def _wav_files(draw: st.DrawFn) -> bytes:
     channels = draw(st.integers(1, 3))
     frames = draw(st.integers(0, 3000))
     content = draw(st.sampled_from(["noise", "silence", "nan", "inf", "huge", "tiny"]))
+    if subtype in ("ULAW", "ALAW", "PCM_U8") and content in ("nan", "inf", "huge"):
+        # libsndfile's companding and 8-bit encoders index tables with the scaled sample and
+        # crash (segfault) on values far out of range: the writer's bug, not the reader's input.
+        content = "noise"
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     samples = rng.uniform(-1, 1, size=(frames, channels))
     if content == "silence":

@@ -45,8 +45,16 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
 
 
 def add_embedding_options(parser: argparse.ArgumentParser) -> None:
-    """--tta and --no-trim: how recordings are embedded (the same for evaluate and verify)."""
+    """--tta, --no-trim, --backend: how recordings are embedded (the same for evaluate and
+    verify)."""
     add_tta_option(parser)
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="what runs the model: onnx (an ONNX export, onnxruntime, no torch: fast start), "
+        "torch, or auto (onnx when the model folder holds an export)",
+    )
     parser.add_argument(
         "--no-trim",
         dest="trim",

@@ -20,7 +20,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from cryprint.api import CryPrint
     from cryprint.evaluation.embed import embed_split
 
-    embedder = CryPrint(args.model, device=args.device, tta=args.tta, trim=args.trim)
+    embedder = CryPrint(
+        args.model, device=args.device, tta=args.tta, trim=args.trim, backend=args.backend
+    )
     embeddings = embed_split(embedder, args.data, args.split, args.out, progress=progress())
     how = "reused" if embeddings.from_cache else "wrote"
     print(
@@ -45,6 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress=progress(),
         tta=args.tta,
         trim=args.trim,
+        backend=args.backend,
     )
     if args.json:
         print_json(reports)
@@ -69,6 +72,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         progress=progress(),
         tta=args.tta,
         trim=args.trim,
+        backend=args.backend,
     )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
@@ -91,6 +95,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         progress=progress(),
         tta=args.tta,
         trim=args.trim,
+        backend=args.backend,
     )
     if args.json:
         print_json(report)
@@ -104,8 +109,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from cryprint.evaluation.export import export_model
 
-    folder = export_model(args.model, args.out)
-    print(f"exported a SpeechBrain model folder with a model card to {folder}")
+    folder = export_model(
+        args.model, args.out, args.format, args.calibration_data, args.calibration_recordings
+    )
+    extra = "" if args.format == "speechbrain" else f" and an {args.format} embedder"
+    print(f"exported a SpeechBrain model folder{extra} with a model card to {folder}")
     return 0
 
 
@@ -190,6 +198,21 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--model", required=True, help=MODEL_HELP)
     export.add_argument("--out", type=Path, required=True, help="the folder to write")
+    export.add_argument(
+        "--format",
+        choices=["speechbrain", "onnx", "onnx-int8"],
+        default="speechbrain",
+        help="speechbrain: the model folder; onnx: plus embedder.onnx for the fast torch-free "
+        "backend; onnx-int8: int8 convolutions (needs --calibration-data)",
+    )
+    export.add_argument(
+        "--calibration-data",
+        type=Path,
+        help="onnx-int8: a CryCeleb layout whose train split calibrates int8",
+    )
+    export.add_argument(
+        "--calibration-recordings", type=int, default=32, help="onnx-int8: train recordings drawn"
+    )
     export.set_defaults(handler=cmd_export)
 
     card = subparsers.add_parser(

@@ -19,6 +19,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         progress=progress(),
         tta=args.tta,
         trim=args.trim,
+        backend=args.backend,
     )
     calibration = result.calibration
     offset = f"{'-' if calibration.b < 0 else '+'} {abs(calibration.b):.4g}"
@@ -46,6 +47,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         device=args.device,
         tta=args.tta,
         trim=args.trim,
+        backend=args.backend,
     )
     if args.json:
         print_json(result.to_dict())

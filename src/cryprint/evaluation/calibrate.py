@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cryprint.data.layout import read_pairs
 from cryprint.errors import DataError, ModelError
-from cryprint.evaluation.embed import embed_split
-from cryprint.evaluation.pairs import score_pairs
 from cryprint.io import atomic_write_bytes, atomic_write_text
-from cryprint.models.folder import CALIBRATION_NAME, ModelSpec, as_loaded
+from cryprint.models.files import CALIBRATION_NAME
 from cryprint.scoring import Calibration, fit_calibration, reliability_bins
+
+if TYPE_CHECKING:  # the model-loading side imports torch: verify's ONNX path reads calibrations
+    from cryprint.models.folder import ModelSpec
 
 # Written beside calibration.json by calibrate_model.
 RELIABILITY_PLOT_NAME = "calibration_reliability.png"
@@ -116,6 +116,7 @@ def calibrate_model(
     progress: bool = False,
     tta: int = 1,
     trim: bool = True,
+    backend: str = "auto",
 ) -> CalibrationResult:
     """Fit logistic calibration on the labelled pairs of ``split``; save ``calibration.json``
     and its reliability plot (:data:`RELIABILITY_PLOT_NAME`) in the model folder.
@@ -134,6 +135,11 @@ def calibrate_model(
         DataError: the pairs have no labels, or only one class.
         OutputError: the model folder cannot be written.
     """
+    from cryprint.data.layout import read_pairs
+    from cryprint.evaluation.embed import embed_split
+    from cryprint.evaluation.pairs import score_pairs
+    from cryprint.models.folder import as_loaded
+
     if isinstance(model, str | Path):
         # Refuse before loading: a hub model would be downloaded for nothing.
         spec, path = str(model), Path(model).expanduser()
@@ -147,7 +153,7 @@ def calibrate_model(
     if "label" not in pairs.columns:
         raise DataError(f"{split}_pairs.csv has no label column: nothing to calibrate on")
     embeddings = embed_split(
-        loaded, root, split, device=device, progress=progress, tta=tta, trim=trim
+        loaded, root, split, device=device, progress=progress, tta=tta, trim=trim, backend=backend
     )
     labels = pairs["label"].to_numpy()
     scores = score_pairs(embeddings, pairs)

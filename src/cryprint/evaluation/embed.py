@@ -111,6 +111,7 @@ def embed_split(
     store: bool | Path | str = True,
     tta: int = 1,
     trim: bool = True,
+    backend: str = "auto",
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
     embedding store holds for these weights and these audio files.
@@ -140,7 +141,7 @@ def embed_split(
     root = Path(root)
     keys, data_id = split_keys(root, split)
     if not isinstance(model, CryPrint):
-        model = CryPrint(model, device=device, store=store, tta=tta, trim=trim)
+        model = CryPrint(model, device=device, store=store, tta=tta, trim=trim, backend=backend)
     embedder = model
     if cache is not None:
         cached = load_embeddings(cache, missing_ok=True)

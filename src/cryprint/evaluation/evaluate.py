@@ -146,6 +146,7 @@ def evaluate(
     progress: bool = False,
     tta: int = 1,
     trim: bool = True,
+    backend: str = "auto",
 ) -> list[dict[str, Any]]:
     """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
 
@@ -182,7 +183,9 @@ def evaluate(
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
     # Every model loads before any embedding: a missing second model fails now, not in an hour.
-    embedders = [CryPrint(spec, device=device, tta=tta, trim=trim) for spec in model_specs]
+    embedders = [
+        CryPrint(spec, device=device, tta=tta, trim=trim, backend=backend) for spec in model_specs
+    ]
     reports = []
     with folder_lock(out_dir, "cryprint evaluate"):
         for embedder, name, folder in zip(embedders, names, folders, strict=True):

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from cryprint import __version__
-from cryprint.errors import ModelError, OutputError
+from cryprint.errors import ConfigError, ModelError, OutputError
 from cryprint.evaluation.calibrate import load_calibration
 from cryprint.evaluation.card import write_model_card
 from cryprint.io import (
@@ -41,12 +41,25 @@ from cryprint.models.folder import (
 EXPORT_MARKER = ".cryprint-export.json"
 
 
-def export_model(model_spec: ModelSpec, out_dir: Path | str) -> Path:
+EXPORT_FORMATS = ("speechbrain", "onnx", "onnx-int8")
+
+
+def export_model(
+    model_spec: ModelSpec,
+    out_dir: Path | str,
+    export_format: str = "speechbrain",
+    calibration_data: Path | str | None = None,
+    calibration_recordings: int = 32,
+) -> Path:
     """Write ``model_spec`` as a SpeechBrain model folder with a model card at ``out_dir``.
 
     Args:
         model_spec: a model folder, checkpoint, hub id, 'random', or a loaded model.
         out_dir: the folder to write: new, empty, or an earlier export (replaced whole).
+        export_format: ``speechbrain`` (the model folder), ``onnx`` (the folder plus
+            ``embedder.onnx``: the whole embedder, features included, for the torch-free
+            backend) or ``onnx-int8`` (int8 convolutions, calibrated on ``calibration_data``'s
+            train recordings; see benchmarks/RESULTS.md for its accuracy and speed).
 
     Returns:
         ``out_dir``.
@@ -57,6 +70,10 @@ def export_model(model_spec: ModelSpec, out_dir: Path | str) -> Path:
             not an earlier export; or it cannot be written.
     """
     out_dir = Path(out_dir)
+    if export_format not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown format '{export_format}'; one of {', '.join(EXPORT_FORMATS)}")
+    if export_format == "onnx-int8" and calibration_data is None:
+        raise ConfigError("--format onnx-int8 needs --calibration-data DIR (a CryCeleb layout)")
     loaded = as_loaded(model_spec)
     source_folder = loaded.folder if loaded.kind == "folder" else None
     if source_folder is not None and out_dir.resolve() == source_folder.resolve():
@@ -68,11 +85,26 @@ def export_model(model_spec: ModelSpec, out_dir: Path | str) -> Path:
             save_model_folder(loaded.model, staging, info)
             _copy_evaluation_files(source_folder, staging)
             write_model_card(staging, name=out_dir.resolve().name)
+            if export_format != "speechbrain":
+                _export_onnx(
+                    loaded, staging, export_format, calibration_data, calibration_recordings
+                )
             atomic_write_text(staging / EXPORT_MARKER, json.dumps(info, indent=2) + "\n")
         except OSError as error:
             raise OutputError(f"{out_dir}: could not be written ({error})") from error
         replace_folder(staging, out_dir)
     return out_dir
+
+
+def _export_onnx(
+    loaded: LoadedModel, staging: Path, export_format: str,
+    calibration_data: Path | str | None, recordings: int,
+) -> None:  # fmt: skip
+    from cryprint.onnx.export import draw_calibration_waveforms, export_onnx
+
+    int8 = export_format == "onnx-int8"
+    waveforms = draw_calibration_waveforms(calibration_data, recordings) if int8 else None
+    export_onnx(loaded, staging, int8=int8, calibration_waveforms=waveforms)
 
 
 def _provenance(loaded: LoadedModel, source_folder: Path | None) -> dict:

@@ -77,6 +77,7 @@ def write_submission(
     progress: bool = False,
     tta: int = 1,
     trim: bool = True,
+    backend: str = "auto",
 ) -> Submission:
     """Score every pair of ``test_pairs.csv`` and write ``out`` in the ids and order of
     ``sample_submission.csv``.
@@ -115,7 +116,7 @@ def write_submission(
             f"{len(pairs)} (first test pair missing from the sample: {missing[0]})"
         )
 
-    embedder = CryPrint(model, device=device, tta=tta, trim=trim)
+    embedder = CryPrint(model, device=device, tta=tta, trim=trim, backend=backend)
     embeddings = embed_split(embedder, root, "test", progress=progress)
     top_n = None
     if as_norm_top_n is None:

@@ -114,6 +114,7 @@ def score_trials(
     progress: bool = False,
     tta: int = 1,
     trim: bool = True,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Score every trial of ``trials`` and write ``scores.csv``, ``report.json`` (and, with
     labels, the metrics and figures of :func:`cryprint.evaluation.evaluate.evaluate`) to ``out``.
@@ -137,7 +138,9 @@ def score_trials(
     folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
     check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
     embedder = (
-        model if isinstance(model, CryPrint) else CryPrint(model, device=device, tta=tta, trim=trim)
+        model
+        if isinstance(model, CryPrint)
+        else CryPrint(model, device=device, tta=tta, trim=trim, backend=backend)
     )
     recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)

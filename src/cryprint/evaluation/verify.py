@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryprint.errors import ConfigError, ModelError
 from cryprint.evaluation.calibrate import load_calibration
-from cryprint.models.folder import (
-    CALIBRATION_NAME,
-    EVALUATION_NAME,
-    LoadedModel,
-    ModelSpec,
-    model_identity,
-)
+from cryprint.models.files import CALIBRATION_NAME, EVALUATION_NAME, FolderRef
+
+if TYPE_CHECKING:  # loading models imports torch; the ONNX path verifies without it
+    from cryprint.models.folder import LoadedModel, ModelSpec
+
+    # A model as thresholds need it: its folder, kind and source (weights loaded or not).
+    ModelRef = LoadedModel | FolderRef
 from cryprint.scoring import Calibration
 from cryprint.scoring.verdict import OperatingPoint, Verdict
 
@@ -49,8 +49,17 @@ STORED_POINTS = {
 }
 
 
+def _identity(model: ModelRef) -> str:
+    """The model's identity, computed from its weights (only a loaded model has them)."""
+    from cryprint.models.folder import model_identity
+
+    if isinstance(model, FolderRef):
+        raise ModelError(f"{model.source}: the identity of its weights is not known")
+    return model_identity(model)
+
+
 def stored_threshold(
-    model: LoadedModel, model_id: str | None = None, point: str = "eer"
+    model: ModelRef, model_id: str | None = None, point: str = "eer"
 ) -> tuple[float, str]:
     """A threshold stored in the model folder's ``evaluation.json`` and a description.
 
@@ -83,9 +92,7 @@ def stored_threshold(
     return float(threshold), f"{STORED_POINTS[point]} from {path}"
 
 
-def _evaluation_record(
-    model: LoadedModel, model_id: str | None
-) -> tuple[dict[str, Any], Path, str]:
+def _evaluation_record(model: ModelRef, model_id: str | None) -> tuple[dict[str, Any], Path, str]:
     """The model folder's evaluation.json, checked to be of these weights; its path; advice."""
     advice = (
         "run `cryprint evaluate --model FOLDER --data DIR --split dev` first (it stores the dev "
@@ -104,7 +111,7 @@ def _evaluation_record(
         raise ModelError(f"{path}: unreadable ({error}); {advice}") from error
     if not isinstance(record, dict) or not ({"threshold", "thresholds"} & set(record)):
         raise ConfigError(f"{path} holds no dev threshold: {advice}")
-    if record.get("model_id") != (model_id or model_identity(model)):
+    if record.get("model_id") != (model_id or _identity(model)):
         raise ModelError(
             f"{path} was computed for other weights (the model changed since): {advice}"
         )
@@ -114,7 +121,7 @@ def _evaluation_record(
 
 
 def model_calibration(
-    model: LoadedModel, model_id: str | None = None
+    model: ModelRef, model_id: str | None = None
 ) -> tuple[Calibration | None, Path | None]:
     """The model folder's calibration and its path; ``(None, None)`` when it has none.
 
@@ -124,11 +131,11 @@ def model_calibration(
     if model.folder is None or not (model.folder / CALIBRATION_NAME).is_file():
         return None, None
     path = model.folder / CALIBRATION_NAME
-    return load_calibration(path, model_id or model_identity(model)), path
+    return load_calibration(path, model_id or _identity(model)), path
 
 
 def operating_point(
-    model: LoadedModel,
+    model: ModelRef,
     threshold: float | None = None,
     model_id: str | None = None,
     *,
@@ -198,6 +205,7 @@ def verify(
     store: bool | Path | str = True,
     tta: int = 1,
     trim: bool = True,
+    backend: str = "auto",
 ) -> Verdict:
     """Decide whether recordings ``a`` and ``b`` are of the same baby (one-off: to verify many
     pairs, load the model once with :class:`cryprint.CryPrint`).
@@ -218,5 +226,5 @@ def verify(
     """
     from cryprint.api import CryPrint
 
-    embedder = CryPrint(model, device=device, store=store, tta=tta, trim=trim)
+    embedder = CryPrint(model, device=device, store=store, tta=tta, trim=trim, backend=backend)
     return embedder.verify(a, b, threshold, prior=prior, point=point, inconclusive=inconclusive)

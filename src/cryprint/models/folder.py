@@ -34,13 +34,13 @@ from cryprint.data.audio import SAMPLE_RATE
 from cryprint.errors import HubError, ModelError
 from cryprint.io import atomic_save_torch, atomic_write_text
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
-
-CHECKPOINT_NAME = "embedding_model.ckpt"
-HPARAMS_NAME = "hyperparams.yaml"
-INFO_NAME = "cryprint.json"
-# Written into a model folder by `cryprint evaluate --split dev` and `cryprint calibrate`.
-EVALUATION_NAME = "evaluation.json"
-CALIBRATION_NAME = "calibration.json"
+from cryprint.models.files import (  # noqa: F401  (re-exported: the model folder's names)
+    CALIBRATION_NAME,
+    CHECKPOINT_NAME,
+    EVALUATION_NAME,
+    HPARAMS_NAME,
+    INFO_NAME,
+)
 
 
 @dataclass

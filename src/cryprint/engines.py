@@ -1,0 +1,108 @@
+"""What runs the embedder: PyTorch (SpeechBrain's ECAPA) or ONNX Runtime (an exported model).
+
+Both engines take checked float32 waveforms and give one embedding each, one recording per
+forward pass. The ONNX engine imports neither torch nor SpeechBrain, so a process that only
+verifies cries starts in well under a second; the torch engine imports them when it is built.
+
+``backend="auto"`` picks ONNX when the model is a folder holding an ONNX export
+(``cryprint export --format onnx``) and onnxruntime is installed, else torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryprint.errors import ConfigError, ModelError
+from cryprint.models.files import FolderRef
+from cryprint.tta import embed_views
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+class TorchEngine:
+    """SpeechBrain's ECAPA on PyTorch. ``model``: a model spec or a loaded model."""
+
+    def __init__(self, model: Any, device: str = "cpu") -> None:
+        from cryprint.models.device import resolve_device
+        from cryprint.models.folder import as_loaded, model_identity
+
+        self.device = resolve_device(device)
+        self.loaded = as_loaded(model)
+        self.loaded.model.to(self.device).eval()
+        self.model_id = self.embedding_id = model_identity(self.loaded)
+        self.embedding_dim = self.loaded.model.config.embedding_dim
+
+    def embed(self, waveforms: list[np.ndarray], names: list[str], tta: int = 1) -> np.ndarray:
+        from cryprint import embedding  # looked up at call time: tests watch it
+
+        def run(parts: list[np.ndarray], labels: list[str]) -> np.ndarray:
+            return embedding.embed_waveforms(self.loaded.model, parts, self.device, names=labels)
+
+        return run(waveforms, names) if tta == 1 else embed_views(run, waveforms, tta, names)
+
+
+class OnnxEngine:
+    """An ONNX export on onnxruntime (no torch). ``folder``: the exported model folder; its
+    thresholds and calibration are those of the model it was exported from."""
+
+    def __init__(self, folder: Path | str) -> None:
+        from cryprint.onnx.runtime import OnnxEmbedder
+
+        self.runtime = OnnxEmbedder(folder)
+        folder = Path(folder)
+        self.loaded = FolderRef(str(folder.resolve()), "folder", folder)
+        self.model_id = self.runtime.model_id
+        # int8 embeddings differ from the source model's: stored under their own identity.
+        self.embedding_id = self.runtime.embedding_id
+        self.embedding_dim = self.runtime.embedding_dim
+
+    def embed(self, waveforms: list[np.ndarray], names: list[str], tta: int = 1) -> np.ndarray:
+        run = self.runtime.embed_waveforms
+        return run(waveforms, names) if tta == 1 else embed_views(run, waveforms, tta, names)
+
+
+def has_onnx_export(model: Any) -> bool:
+    """Whether ``model`` is a folder holding an ONNX export."""
+    from cryprint.onnx import ONNX_MODEL_NAME, ONNX_SPEC_NAME
+
+    if not isinstance(model, str | Path):
+        return False
+    folder = Path(model).expanduser()
+    try:
+        return (folder / ONNX_MODEL_NAME).is_file() and (folder / ONNX_SPEC_NAME).is_file()
+    except OSError:
+        return False
+
+
+def make_engine(model: Any, backend: str = "auto", device: str = "cpu") -> Any:
+    """The engine for ``model`` (see the module docstring).
+
+    Raises:
+        ConfigError: an unknown backend, or ONNX asked of a model without an export or on a
+            device other than the CPU. ModelError: onnxruntime is not installed.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    onnx_ready = importlib.util.find_spec("onnxruntime") is not None
+    if backend == "auto":
+        backend = (
+            "onnx"
+            if has_onnx_export(model) and onnx_ready and device in ("cpu", "auto")
+            else "torch"
+        )
+    if backend == "torch":
+        return TorchEngine(model, device)
+    if not has_onnx_export(model):
+        raise ConfigError(
+            f"{model}: no ONNX export here; make one with `cryprint export --format onnx "
+            "--model MODEL --out FOLDER`, or use --backend torch"
+        )
+    if not onnx_ready:
+        raise ModelError("the ONNX backend needs onnxruntime: pip install 'cryprint[onnx]'")
+    if device not in ("cpu", "auto"):
+        raise ConfigError("the ONNX backend runs on the CPU; use --backend torch for a GPU")
+    return OnnxEngine(model)
