@@ -17,6 +17,7 @@ from cryprint import __version__
 from cryprint.cli.data import add_data
 from cryprint.cli.demo import add_demo
 from cryprint.cli.evaluation import add_evaluation
+from cryprint.cli.gallery import add_gallery
 from cryprint.cli.training import add_train
 from cryprint.cli.verification import add_verification
 from cryprint.errors import ConfigError, CryprintError
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(subparsers)
     add_evaluation(subparsers)
     add_verification(subparsers)
+    add_gallery(subparsers)
     add_demo(subparsers)
     return parser
 
