@@ -255,6 +255,8 @@ def _check_gallery_file(path: Path) -> None:
             raise DataError(f"{path} is a folder; give the gallery's file (e.g. ward.db)")
         if not path.exists():
             raise DataError(f"{path}: no such gallery; `cryprint enroll` creates one")
+        if not path.is_file():  # a FIFO would block the read below forever; a device is no db
+            raise DataError(f"{path} is not a regular file, so not a gallery; it was left as it is")
         with path.open("rb") as file:
             header = file.read(len(_SQLITE_HEADER))
     except OSError as error:

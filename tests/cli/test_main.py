@@ -115,3 +115,18 @@ def test_every_option_has_help_and_shows_its_default() -> None:
                 default is None or default is False or default == "==SUPPRESS=="
             ):
                 assert f"default: {action.default}" in " ".join(text.split()), (name, action.dest)
+
+
+def test_a_fifo_given_as_input_is_refused_not_waited_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Found by the CLI fuzz: reading a named pipe nobody writes to blocked forever.
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert cli("verify", fifo, fifo, "--model", "random", "--threshold", "0.5") == 4
+    assert cli("gallery", "list", "--gallery", fifo) == 3
+    assert cli("score", "--model", "random", "--trials", fifo) == 3
+    assert cli("train", "--config", fifo, "--run", tmp_path / "run") == 2
+    assert "not a regular file" in capsys.readouterr().err

@@ -33,7 +33,9 @@ def recording_files(path: Path | str) -> list[Path]:
     """
     path = Path(path)
     try:
-        kind = "folder" if path.is_dir() else "file" if path.exists() else None
+        kind = "folder" if path.is_dir() else "file" if path.is_file() else None
+        if kind is None and path.exists():  # a FIFO or device: reading it could block forever
+            raise AudioError(f"{path} is not a regular file or a folder of audio files")
     except OSError as error:  # a name too long to look up, a file used as a folder...
         raise AudioError(f"{path}: cannot be read ({error.strerror})") from error
     if kind is None:

@@ -61,6 +61,8 @@ def read_trials(path: Path | str) -> pd.DataFrame:
             unknown label — naming the line.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise DataError(f"{path} is not a regular file; give the trials CSV")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except FileNotFoundError:

@@ -261,6 +261,8 @@ def make_config(
     values: dict[str, Any] = {}
     if yaml_file is not None:
         path = Path(yaml_file)
+        if path.exists() and not path.is_file():  # a FIFO would block the read forever
+            raise ConfigError(f"{path} is not a regular file; give a YAML config file")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
