@@ -44,6 +44,12 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
     return "auto" if args.cohort_top_n is None else args.cohort_top_n
 
 
+def embedding_options(args: argparse.Namespace) -> dict[str, object]:
+    """The keyword arguments :func:`add_embedding_options` (and --device) give every embedding
+    command's library call."""
+    return {"device": args.device, "tta": args.tta, "trim": args.trim, "backend": args.backend}
+
+
 def add_embedding_options(parser: argparse.ArgumentParser) -> None:
     """--tta, --no-trim, --backend: how recordings are embedded (the same for evaluate and
     verify)."""

@@ -11,6 +11,7 @@ from cryprint.cli.common import (
     add_as_norm_options,
     add_embedding_options,
     as_norm_option,
+    embedding_options,
     print_json,
     progress,
 )
@@ -20,9 +21,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from cryprint.api import CryPrint
     from cryprint.evaluation.embed import embed_split
 
-    embedder = CryPrint(
-        args.model, device=args.device, tta=args.tta, trim=args.trim, backend=args.backend
-    )
+    embedder = CryPrint(args.model, **embedding_options(args))
     embeddings = embed_split(embedder, args.data, args.split, args.out, progress=progress())
     how = "reused" if embeddings.from_cache else "wrote"
     print(
@@ -43,11 +42,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.split,
         out,
         as_norm_top_n=as_norm_option(args),
-        device=args.device,
         progress=progress(),
-        tta=args.tta,
-        trim=args.trim,
-        backend=args.backend,
+        **embedding_options(args),
     )
     if args.json:
         print_json(reports)
@@ -68,11 +64,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         args.data,
         args.out,
         as_norm_top_n=as_norm_option(args),
-        device=args.device,
         progress=progress(),
-        tta=args.tta,
-        trim=args.trim,
-        backend=args.backend,
+        **embedding_options(args),
     )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
@@ -91,11 +84,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         args.model,
         args.trials,
         args.out,
-        device=args.device,
         progress=progress(),
-        tta=args.tta,
-        trim=args.trim,
-        backend=args.backend,
+        **embedding_options(args),
     )
     if args.json:
         print_json(report)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cryprint.cli.common import DEVICE_HELP, MODEL_HELP, add_embedding_options, print_json, progress
+from cryprint.cli.common import (
+    DEVICE_HELP,
+    MODEL_HELP,
+    add_embedding_options,
+    embedding_options,
+    print_json,
+    progress,
+)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -15,11 +22,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         args.model,
         args.data,
         args.split,
-        device=args.device,
         progress=progress(),
-        tta=args.tta,
-        trim=args.trim,
-        backend=args.backend,
+        **embedding_options(args),
     )
     calibration = result.calibration
     offset = f"{'-' if calibration.b < 0 else '+'} {abs(calibration.b):.4g}"
@@ -44,10 +48,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         prior=args.prior,
         point=args.operating_point,
         inconclusive=args.inconclusive,
-        device=args.device,
-        tta=args.tta,
-        trim=args.trim,
-        backend=args.backend,
+        **embedding_options(args),
     )
     if args.json:
         print_json(result.to_dict())
