@@ -199,3 +199,12 @@ def test_a_dev_evaluation_of_a_model_trained_on_dev_births_warns(
     assert stored["splits"]["dev"]["warning"] == report["warning"]
     [test_report] = evaluate([folder], small_corpus, "test", tmp_path / "out-test")
     assert test_report["warning"] is None  # test babies were never trained on
+
+
+def test_test_plots_carry_the_card_name_and_the_dev_threshold(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    [dev] = evaluate([model_folder], small_corpus, "dev", tmp_path / "dev")
+    [test] = evaluate([model_folder], small_corpus, "test", tmp_path / "test")
+    assert test["title"] == "model" and dev["dev_threshold"] is None
+    assert test["dev_threshold"] == pytest.approx(dev["threshold"])  # what verify decides at

@@ -31,10 +31,11 @@ import pandas as pd
 from cryprint import __version__
 from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs
-from cryprint.errors import DataError, OutputError
+from cryprint.errors import ConfigError, DataError, ModelError, OutputError
 from cryprint.evaluation.embed import RecordingEmbeddings, embed_split
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
+from cryprint.evaluation.verify import stored_threshold
 from cryprint.io import (
     atomic_write,
     atomic_write_text,
@@ -219,6 +220,7 @@ def _evaluate_one(
         report = _report(embedder.loaded, name, root, split, pairs, labels, embeddings, asnorm)
         report["tta"], report["trim"] = embedder.tta, embedder.trim
         report["warning"] = _dev_warning(embedder.loaded, split)
+        report["title"], report["dev_threshold"] = _model_title_and_threshold(embedder, split)
         report.update(metrics_or_none(scores["score"], labels, p_targets))
         if asnorm is not None:
             asnorm.update(metrics_or_none(scores["score_asnorm"], labels, p_targets))
@@ -319,7 +321,9 @@ def _write_scores(
 def write_figures(
     folder: Path, report: dict[str, Any], scores: dict[str, np.ndarray], labels: np.ndarray
 ) -> dict[str, str]:
-    heading = f"{report['model']} on {report['split']} ({report['n_pairs']} pairs)"
+    heading = (
+        f"{report.get('title') or report['model']} on {report['split']} ({report['n_pairs']} pairs)"
+    )
     files = {}
     variants = [("score", "", "cosine score", report)]
     if report["asnorm"] is not None:
@@ -332,6 +336,7 @@ def write_figures(
             metrics["threshold"],
             f"{heading}\n{score_name}s: EER {100 * metrics['eer']:.2f}%",
             score_name,
+            report.get("dev_threshold") if column == "score" else None,
         )
         path = atomic_write(
             folder / f"score_histogram{suffix}.png", lambda f, png=png: f.write(png)
@@ -346,6 +351,22 @@ def write_figures(
 
 def to_json(payload: Any) -> str:
     return json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
+
+
+def _model_title_and_threshold(embedder: CryPrint, split: str) -> tuple[str, float | None]:
+    """The model's name as its card gives it (``runs/triplet/best`` → ``triplet-best``), and,
+    for other splits than dev, the dev EER threshold ``cryprint verify`` uses (None without)."""
+    folder = embedder.loaded.folder
+    if folder is None:
+        return embedder.source, None
+    folder = Path(folder).resolve()
+    title = f"{folder.parent.name}-best" if folder.name == "best" else folder.name
+    if split == "dev":
+        return title, None
+    try:
+        return title, stored_threshold(embedder.loaded, embedder.model_id)[0]
+    except (ConfigError, ModelError):
+        return title, None
 
 
 def _dev_warning(loaded: LoadedModel, split: str) -> str | None:

@@ -47,15 +47,18 @@ def score_histogram_png(
     threshold: float,
     title: str,
     score_name: str = "cosine score",
+    decision_threshold: float | None = None,
 ) -> bytes:
     """Histograms of target and non-target scores (each scaled to its own density, since
-    targets are few) with the EER threshold as a vertical line.
+    targets are few) with the EER threshold as a vertical line, and the threshold ``cryprint
+    verify`` decides at (the dev EER threshold) when given — on test plots, where they differ.
 
     Args:
         scores: float [n_trials]. labels: 0/1 [n_trials], 1 = same baby.
         threshold: drawn as a vertical line (accept when score >= threshold).
         title: the figure title (should hold the EER).
         score_name: the x-axis label.
+        decision_threshold: drawn as a red line when given.
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
@@ -82,6 +85,13 @@ def score_histogram_png(
         linewidth=1.5,
         label=f"EER threshold {threshold:.3f}",
     )
+    if decision_threshold is not None:
+        axes.axvline(
+            decision_threshold,
+            color="tab:red",
+            linewidth=1.5,
+            label=f"verify's threshold {decision_threshold:.3f} (dev EER)",
+        )
     axes.set_xlabel(score_name)
     axes.set_ylabel("density (each class scaled to area 1)")
     axes.set_title(title)
