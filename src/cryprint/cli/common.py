@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from cryprint.engines import BACKENDS
 from cryprint.errors import ConfigError
 
 MODEL_HELP = "a model folder (e.g. runs/NAME/best), an embedding_model.ckpt, or a hub id"
@@ -56,7 +57,7 @@ def add_embedding_options(parser: argparse.ArgumentParser) -> None:
     add_tta_option(parser)
     parser.add_argument(
         "--backend",
-        choices=["auto", "torch", "onnx"],
+        choices=BACKENDS,
         default="auto",
         help="what runs the model: onnx (an ONNX export, onnxruntime, no torch: fast start), "
         "torch, or auto (onnx when the model folder holds an export)",
