@@ -47,6 +47,10 @@ class CryPrint:
         device: ``cpu`` (default), ``auto``, ``cuda``, ``cuda:N``.
         backend: ``torch``, ``onnx`` (an ONNX export, run without torch) or ``auto`` (onnx
             when the model folder holds an export; see :mod:`cryprint.engines`).
+        precision: the torch engine's arithmetic: ``auto`` (bfloat16 autocast where the
+            hardware runs it natively — a CUDA GPU with bf16, or a CPU with AVX512_BF16 or
+            AMX — else float32), ``fp32`` or ``bf16``; bf16 embeddings are stored apart from
+            fp32 ones (see :func:`cryprint.models.device.resolve_precision`).
         store: the embedding store — True for the default one (:func:`cryprint.store.
             default_store_path`), a path, an :class:`EmbeddingStore`, or False for none.
         tta: test-time augmentation views per recording (1 = none; see
@@ -70,11 +74,12 @@ class CryPrint:
         tta: int = 1,
         trim: bool = True,
         backend: str = "auto",
+        precision: str = "auto",
     ) -> None:
         if isinstance(tta, bool) or not isinstance(tta, int) or not 1 <= tta <= 64:
             raise ConfigError(f"tta must be a whole number of views from 1 to 64, got {tta!r}")
         self.tta, self.trim = tta, trim
-        self.engine = make_engine(model, backend, device)
+        self.engine = make_engine(model, backend, device, precision)
         self.backend = "onnx" if hasattr(self.engine, "runtime") else "torch"
         self.loaded = self.engine.loaded  # what thresholds and calibrations belong to
         self.model_id = self.engine.model_id

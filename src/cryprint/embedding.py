@@ -13,6 +13,7 @@ stay in cache, a padded batch's do not (benchmarks/bench_embedding.py: 2.6x slow
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,6 +34,7 @@ def embed_waveforms(
     max_batch_seconds: float = 600.0,
     progress: bool = False,
     names: Sequence[str] | None = None,
+    autocast: torch.dtype | None = None,
 ) -> np.ndarray:
     """Embed each waveform.
 
@@ -45,6 +47,8 @@ def embed_waveforms(
         max_batch_seconds: at most this much padded audio per forward pass (bounds memory).
         progress: show a progress bar.
         names: what each waveform is, for the error message.
+        autocast: None for float32, or the dtype of a :func:`torch.autocast` region around the
+            model (``torch.bfloat16``); the embeddings are returned as float32 either way.
 
     Returns:
         float32 [len(waveforms), dim], row i for waveforms[i].
@@ -67,7 +71,12 @@ def embed_waveforms(
     model.eval()
     result: np.ndarray | None = None
     try:
-        with torch.inference_mode():
+        mixed = (
+            torch.autocast(torch.device(device).type, dtype=autocast)
+            if autocast is not None
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), mixed:
             for batch in tqdm(batches, desc="embedding", disable=not progress, unit="batch"):
                 audio, lengths = pad_batch([waveforms[i] for i in batch])
                 embeddings = model(audio.to(device), lengths.to(device)).float().cpu().numpy()

@@ -21,26 +21,33 @@ from cryprint.models.files import FolderRef
 from cryprint.tta import embed_views
 
 BACKENDS = ("auto", "torch", "onnx")
+# auto: bf16 autocast where the hardware runs it natively (cryprint.models.device), else fp32.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class TorchEngine:
     """SpeechBrain's ECAPA on PyTorch. ``model``: a model spec or a loaded model."""
 
-    def __init__(self, model: Any, device: str = "cpu") -> None:
-        from cryprint.models.device import resolve_device
+    def __init__(self, model: Any, device: str = "cpu", precision: str = "auto") -> None:
+        from cryprint.models.device import resolve_device, resolve_precision
         from cryprint.models.folder import as_loaded, model_identity
 
         self.device = resolve_device(device)
+        self.autocast = resolve_precision(precision, self.device)
         self.loaded = as_loaded(model)
         self.loaded.model.to(self.device).eval()
-        self.model_id = self.embedding_id = model_identity(self.loaded)
+        self.model_id = model_identity(self.loaded)
+        # bf16 embeddings differ from fp32 ones (cosine ~0.999): stored under their own id.
+        self.embedding_id = self.model_id + ("|bf16" if self.autocast is not None else "")
         self.embedding_dim = self.loaded.model.config.embedding_dim
 
     def embed(self, waveforms: list[np.ndarray], names: list[str], tta: int = 1) -> np.ndarray:
         from cryprint import embedding  # looked up at call time: tests watch it
 
         def run(parts: list[np.ndarray], labels: list[str]) -> np.ndarray:
-            return embedding.embed_waveforms(self.loaded.model, parts, self.device, names=labels)
+            return embedding.embed_waveforms(
+                self.loaded.model, parts, self.device, names=labels, autocast=self.autocast
+            )
 
         return run(waveforms, names) if tta == 1 else embed_views(run, waveforms, tta, names)
 
@@ -78,15 +85,21 @@ def has_onnx_export(model: Any) -> bool:
         return False
 
 
-def make_engine(model: Any, backend: str = "auto", device: str = "cpu") -> Any:
-    """The engine for ``model`` (see the module docstring).
+def make_engine(
+    model: Any, backend: str = "auto", device: str = "cpu", precision: str = "auto"
+) -> Any:
+    """The engine for ``model`` (see the module docstring); ``precision`` applies to torch.
 
     Raises:
-        ConfigError: an unknown backend, or ONNX asked of a model without an export or on a
-            device other than the CPU. ModelError: onnxruntime is not installed.
+        ConfigError: an unknown backend or precision, ONNX asked of a model without an export,
+            on a device other than the CPU or in bf16. ModelError: onnxruntime is not installed.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and backend == "auto":
+        backend = "torch"  # bf16 is the torch engine's; an ONNX export runs fp32 or int8
     onnx_ready = importlib.util.find_spec("onnxruntime") is not None
     if backend == "auto":
         backend = (
@@ -95,7 +108,9 @@ def make_engine(model: Any, backend: str = "auto", device: str = "cpu") -> Any:
             else "torch"
         )
     if backend == "torch":
-        return TorchEngine(model, device)
+        return TorchEngine(model, device, precision)
+    if precision == "bf16":
+        raise ConfigError("bf16 is a torch-backend precision; the ONNX backend runs fp32/int8")
     if not has_onnx_export(model):
         raise ConfigError(
             f"{model}: no ONNX export here; make one with `cryprint export --format onnx "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from cryprint.engines import BACKENDS
+from cryprint.engines import BACKENDS, PRECISIONS
 from cryprint.errors import ConfigError
 
 MODEL_HELP = "a model folder (e.g. runs/NAME/best), an embedding_model.ckpt, or a hub id"
@@ -48,12 +49,18 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
 def embedding_options(args: argparse.Namespace) -> dict[str, object]:
     """The keyword arguments :func:`add_embedding_options` (and --device) give every embedding
     command's library call."""
-    return {"device": args.device, "tta": args.tta, "trim": args.trim, "backend": args.backend}
+    return {
+        "device": args.device,
+        "tta": args.tta,
+        "trim": args.trim,
+        "backend": args.backend,
+        "precision": args.precision,
+    }
 
 
 def add_embedding_options(parser: argparse.ArgumentParser) -> None:
-    """--tta, --no-trim, --backend: how recordings are embedded (the same for evaluate and
-    verify)."""
+    """--tta, --no-trim, --backend, --precision: how recordings are embedded (the same for
+    evaluate and verify)."""
     add_tta_option(parser)
     parser.add_argument(
         "--backend",
@@ -61,6 +68,13 @@ def add_embedding_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="what runs the model: onnx (an ONNX export, onnxruntime, no torch: fast start), "
         "torch, or auto (onnx when the model folder holds an export)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="torch arithmetic: auto (bfloat16 where the hardware runs it natively: a CUDA GPU, "
+        "or a CPU with AVX512_BF16/AMX; else float32), fp32, or bf16 (forced)",
     )
     parser.add_argument(
         "--no-trim",
@@ -79,3 +93,27 @@ def add_tta_option(parser: argparse.ArgumentParser) -> None:
         help="test-time augmentation: embed each recording as the mean of N views (the whole "
         "recording and N-1 overlapping crops); 1 = off. Use the same N to evaluate and to verify",
     )
+
+
+def add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    """--fuse / --fusion FILE: score fusion of several --model (evaluate, submit)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--fuse",
+        action="store_true",
+        help="fuse the models' cosine scores with a logistic fusion fitted on the dev pairs "
+        "(never on test labels); evaluate stores it in OUT/fused/fusion.json",
+    )
+    group.add_argument(
+        "--fusion",
+        type=Path,
+        metavar="FUSION_JSON",
+        help="apply a fusion.json written by `evaluate --fuse` (same models, same order)",
+    )
+
+
+def fusion_option(args: argparse.Namespace) -> str | Path | None:
+    """--fuse → "dev" (fit on the dev pairs), --fusion FILE → its path, neither → None."""
+    if args.fuse:
+        return "dev"
+    return args.fusion

@@ -10,11 +10,14 @@ from cryprint.cli.common import (
     MODEL_HELP,
     add_as_norm_options,
     add_embedding_options,
+    add_fusion_options,
     as_norm_option,
     embedding_options,
+    fusion_option,
     print_json,
     progress,
 )
+from cryprint.errors import ConfigError
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -43,6 +46,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out,
         as_norm_top_n=as_norm_option(args),
         progress=progress(),
+        fusion=fusion_option(args),
         **embedding_options(args),
     )
     if args.json:
@@ -57,18 +61,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.submit import write_submission
+    from cryprint.evaluation.submit import write_fused_submission, write_submission
 
-    submission = write_submission(
-        args.model,
-        args.data,
-        args.out,
-        as_norm_top_n=as_norm_option(args),
-        progress=progress(),
-        **embedding_options(args),
-    )
+    fusion = fusion_option(args)
+    if fusion is None and len(args.model) > 1:
+        raise ConfigError("several --model are fused: add --fuse or --fusion FUSION_JSON")
+    if fusion is not None and args.as_norm:
+        raise ConfigError("fusion combines raw cosine scores: it cannot be used with --as-norm")
+    if fusion is None:
+        submission = write_submission(
+            args.model[0],
+            args.data,
+            args.out,
+            as_norm_top_n=as_norm_option(args),
+            progress=progress(),
+            **embedding_options(args),
+        )
+    else:
+        submission = write_fused_submission(
+            args.model, args.data, args.out, fusion, progress=progress(), **embedding_options(args)
+        )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
+    if fusion is not None:
+        scoring = f"fused ({len(args.model)} models)"
     print(
         f"wrote {submission.n_pairs} {scoring} scores to {submission.path} "
         f"({submission.computed} recording(s) embedded, the rest from the embedding store)"
@@ -150,6 +166,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         "folder, or DATA-evaluation-SPLIT beside the data)",
     )
     add_as_norm_options(evaluate)
+    add_fusion_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
     evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(evaluate)
@@ -158,10 +175,13 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     submit = subparsers.add_parser(
         "submit", help="score the test pairs as a CryCeleb2023 submission CSV"
     )
-    submit.add_argument("--model", required=True, help=MODEL_HELP)
+    submit.add_argument(
+        "--model", action="append", required=True, help=f"{MODEL_HELP}; repeat to fuse"
+    )
     submit.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
     submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
     add_as_norm_options(submit)
+    add_fusion_options(submit)
     submit.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(submit)
     submit.set_defaults(handler=cmd_submit)

@@ -117,6 +117,7 @@ def calibrate_model(
     tta: int = 1,
     trim: bool = True,
     backend: str = "auto",
+    precision: str = "auto",
 ) -> CalibrationResult:
     """Fit logistic calibration on the labelled pairs of ``split``; save ``calibration.json``
     and its reliability plot (:data:`RELIABILITY_PLOT_NAME`) in the model folder.
@@ -127,8 +128,8 @@ def calibrate_model(
         split: the labelled pairs to fit on (``dev``).
         device: ``auto``, ``cpu``, ``cuda``...
         progress: show progress bars.
-        tta, trim: how recordings are embedded (see :class:`cryprint.CryPrint`): as verify
-            will embed them.
+        tta, trim, backend, precision: how recordings are embedded (see
+            :class:`cryprint.CryPrint`): as verify will embed them.
 
     Raises:
         ModelError: the model is not a local folder (export it first).
@@ -153,7 +154,15 @@ def calibrate_model(
     if "label" not in pairs.columns:
         raise DataError(f"{split}_pairs.csv has no label column: nothing to calibrate on")
     embeddings = embed_split(
-        loaded, root, split, device=device, progress=progress, tta=tta, trim=trim, backend=backend
+        loaded,
+        root,
+        split,
+        device=device,
+        progress=progress,
+        tta=tta,
+        trim=trim,
+        backend=backend,
+        precision=precision,
     )
     labels = pairs["label"].to_numpy()
     scores = score_pairs(embeddings, pairs)

@@ -112,6 +112,7 @@ def embed_split(
     tta: int = 1,
     trim: bool = True,
     backend: str = "auto",
+    precision: str = "auto",
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
     embedding store holds for these weights and these audio files.
@@ -126,8 +127,9 @@ def embed_split(
             there (atomically).
         device: where to run the model (``auto``, ``cpu``, ``cuda``, ...).
         progress: show progress.
-        store, tta, trim: the embedding store, test-time augmentation views and trimming to
-            the cry (see :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint.
+        store, tta, trim, backend, precision: the embedding store, test-time augmentation
+            views, trimming to the cry, the engine and its arithmetic (see
+            :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint.
 
     Returns:
         :class:`RecordingEmbeddings`, float32 [n_recordings, dim], sorted by baby then period.
@@ -141,7 +143,15 @@ def embed_split(
     root = Path(root)
     keys, data_id = split_keys(root, split)
     if not isinstance(model, CryPrint):
-        model = CryPrint(model, device=device, store=store, tta=tta, trim=trim, backend=backend)
+        model = CryPrint(
+            model,
+            device=device,
+            store=store,
+            tta=tta,
+            trim=trim,
+            backend=backend,
+            precision=precision,
+        )
     embedder = model
     if cache is not None:
         cached = load_embeddings(cache, missing_ok=True)

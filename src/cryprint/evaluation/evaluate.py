@@ -33,6 +33,14 @@ from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs
 from cryprint.errors import ConfigError, DataError, ModelError, OutputError
 from cryprint.evaluation.embed import RecordingEmbeddings, embed_split
+from cryprint.evaluation.fusion import (
+    FUSED_FOLDER,
+    FUSION_NAME,
+    StoredFusion,
+    fit_on_dev,
+    load_fusion,
+    save_fusion,
+)
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
 from cryprint.evaluation.verify import stored_threshold
@@ -52,6 +60,7 @@ from cryprint.scoring import (
     compute_min_dcf,
     threshold_at_false_accept_rate,
 )
+from cryprint.scoring.fusion import stack_scores
 from cryprint.training.config import dev_warning
 
 logger = logging.getLogger(__name__)
@@ -148,6 +157,8 @@ def evaluate(
     tta: int = 1,
     trim: bool = True,
     backend: str = "auto",
+    precision: str = "auto",
+    fusion: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
 
@@ -164,6 +175,11 @@ def evaluate(
         progress: show progress.
         tta, trim: test-time augmentation views per recording, and trimming to the cry (see
             :class:`cryprint.CryPrint`).
+        backend, precision: the engine and its arithmetic (see :class:`cryprint.CryPrint`).
+        fusion: None; ``"dev"`` to fuse the models' cosine scores with a logistic fusion
+            fitted on the dev pairs (never on this split's labels); or the :class:`Path` of a
+            ``fusion.json`` to apply. The fused scores, their report and ``fusion.json`` go to
+            ``out_dir/fused`` and a last report is added for them.
 
     Returns:
         One report per model (the content of its ``report.json``): at least ``eer``,
@@ -181,21 +197,88 @@ def evaluate(
     pairs = read_pairs(root, split)
     names = output_names(model_specs)
     folders = [out_dir if len(model_specs) == 1 else out_dir / name for name in names]
+    if fusion is not None:
+        _check_fusion_request(names, as_norm_top_n)
+        folders.append(out_dir / FUSED_FOLDER)
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
     # Every model loads before any embedding: a missing second model fails now, not in an hour.
     embedders = [
-        CryPrint(spec, device=device, tta=tta, trim=trim, backend=backend) for spec in model_specs
+        CryPrint(spec, device=device, tta=tta, trim=trim, backend=backend, precision=precision)
+        for spec in model_specs
     ]
-    reports = []
+    stored = load_fusion(fusion, embedders) if isinstance(fusion, Path) else None
+    reports, columns = [], []
     with folder_lock(out_dir, "cryprint evaluate"):
-        for embedder, name, folder in zip(embedders, names, folders, strict=True):
-            reports.append(
-                _evaluate_one(
-                    embedder, name, root, split, pairs, folder, as_norm_top_n, p_targets, progress
-                )
+        for embedder, name, folder in zip(embedders, names, folders[: len(names)], strict=True):
+            report, scores = _evaluate_one(
+                embedder, name, root, split, pairs, folder, as_norm_top_n, p_targets, progress
             )
+            reports.append(report)
+            columns.append(scores)
+        if fusion is not None:
+            stored = stored or fit_on_dev(embedders, root, progress)
+            fused = _evaluate_fused(stored, names, columns, split, pairs, folders[-1], p_targets)
+            reports.append(fused)
     return reports
+
+
+def _check_fusion_request(names: list[str], as_norm_top_n: TopN | None) -> None:
+    if len(names) < 2:
+        raise ConfigError("fusion needs at least two models (--model A --model B)")
+    if as_norm_top_n is not None:
+        raise ConfigError("fusion combines raw cosine scores: it cannot be used with AS-norm")
+    if FUSED_FOLDER in names:
+        raise ConfigError(
+            f"a model's output folder would be named {FUSED_FOLDER!r}, the fused scores' folder"
+        )
+
+
+def _evaluate_fused(
+    stored: StoredFusion, names: list[str], columns: list[np.ndarray], split: str,
+    pairs: pd.DataFrame, folder: Path, p_targets: Sequence[float],
+) -> dict[str, Any]:  # fmt: skip
+    """The fused scores' output folder: report.json, scores.csv (each model's cosine score
+    and the fused score), fusion.json and the figures, swapped in as a whole."""
+    started = time.perf_counter()
+    fused = stored.fusion.apply(stack_scores(columns))
+    labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
+    report: dict[str, Any] = {
+        "model": f"fused({' + '.join(names)})",
+        "models": names,
+        "model_ids": list(stored.model_ids),
+        "split": split,
+        "n_pairs": len(pairs),
+        "n_target": None if labels is None else int(labels.sum()),
+        "score": "logistic fusion of the models' cosine scores (log-odds at the dev prior)",
+        "fusion": stored.to_dict(),
+        "eer_definition": EER_DEFINITION,
+        "dcf_parameters": {
+            "p_targets": list(p_targets), "c_miss": C_MISS, "c_fa": C_FA, "normalised": True
+        },
+        "asnorm": None,
+        "warning": (
+            "the fusion was fitted on these dev pairs: its dev metrics are optimistic, test "
+            "is the fair measure"
+            if split == stored.fitted_on.get("split") == "dev"
+            else None
+        ),
+        "files": {},
+        "cryprint_version": __version__,
+        **metrics_or_none(fused, labels, p_targets),
+    }  # fmt: skip
+    scores = {f"score_{name}": column for name, column in zip(names, columns, strict=True)}
+    with staging_folder(folder) as staging:
+        report["files"]["fusion"] = save_fusion(staging / FUSION_NAME, stored).name
+        report["files"]["scores"] = _write_scores(
+            staging / "scores.csv", pairs, {**scores, "score": fused}, labels
+        ).name
+        if labels is not None:
+            report["files"].update(write_figures(staging, report, {"score": fused}, labels))
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        atomic_write_text(staging / REPORT_NAME, to_json(report))
+        replace_folder(staging, folder)
+    return report
 
 
 def _evaluate_one(
@@ -208,9 +291,10 @@ def _evaluate_one(
     as_norm_top_n: TopN | None,
     p_targets: Sequence[float],
     progress: bool,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """Score, then write the model's whole output folder: assembled in a staging folder and
-    swapped in at the end, so a failure leaves the earlier folder exactly as it was."""
+    swapped in at the end, so a failure leaves the earlier folder exactly as it was. Returns
+    the report and the raw cosine scores."""
     started = time.perf_counter()
     with staging_folder(folder) as staging:
         scores, embeddings, asnorm = _score(
@@ -241,7 +325,7 @@ def _evaluate_one(
             # The evaluation itself is complete and written; a read-only model folder only
             # means verify will need --threshold.
             logger.warning("could not record the evaluation in the model folder: %s", error)
-    return report
+    return report, scores["score"]
 
 
 def _score(

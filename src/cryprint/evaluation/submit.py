@@ -9,6 +9,7 @@ failure leaves an earlier submission untouched and never a partial one.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs, read_sample_submission
 from cryprint.errors import DataError
 from cryprint.evaluation.embed import embed_split
+from cryprint.evaluation.fusion import FIT_ON_DEV, resolve_fusion, split_scores
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.io import atomic_write_text, writable_target
 from cryprint.models.folder import ModelSpec
@@ -78,6 +80,7 @@ def write_submission(
     tta: int = 1,
     trim: bool = True,
     backend: str = "auto",
+    precision: str = "auto",
 ) -> Submission:
     """Score every pair of ``test_pairs.csv`` and write ``out`` in the ids and order of
     ``sample_submission.csv``.
@@ -90,7 +93,7 @@ def write_submission(
             the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
         device: ``auto``, ``cpu``, ``cuda``...
         progress: show progress.
-        tta, trim: test-time augmentation views, trimming to the cry (see
+        tta, trim, backend, precision: TTA views, trimming, the engine, its arithmetic (see
             :class:`cryprint.CryPrint`).
 
     Raises:
@@ -98,6 +101,60 @@ def write_submission(
             finite; nothing is written then. OutputError: ``out`` cannot be written.
     """
     root, out = Path(root), Path(out)
+    sample, pairs = _checked_sample(root, out)
+    embedder = CryPrint(
+        model, device=device, tta=tta, trim=trim, backend=backend, precision=precision
+    )
+    embeddings = embed_split(embedder, root, "test", progress=progress)
+    top_n = None
+    if as_norm_top_n is None:
+        scores = score_pairs(embeddings, pairs)
+    else:
+        cohort = embed_split(embedder, root, "train", progress=progress)
+        top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
+        scores = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
+    _write(out, sample, pairs, scores)
+    return Submission(out, len(sample), embedder.model_id, top_n, embedder.computed)
+
+
+def write_fused_submission(
+    models: Sequence[ModelSpec],
+    root: Path | str,
+    out: Path | str,
+    fusion: str | Path = FIT_ON_DEV,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+    tta: int = 1,
+    trim: bool = True,
+    backend: str = "auto",
+    precision: str = "auto",
+) -> Submission:
+    """:func:`write_submission` with the fused scores of several models (see
+    :mod:`cryprint.evaluation.fusion`): ``fusion`` is ``"dev"`` to fit the fusion on the dev
+    pairs now, or the :class:`~pathlib.Path` of a ``fusion.json`` from ``evaluate --fuse``.
+    The submission's ``model_id`` joins the models' ids with ``+``.
+
+    Raises:
+        as :func:`write_submission`; ConfigError for fewer than two models, ModelError for a
+        fusion.json of other models.
+    """
+    root, out = Path(root), Path(out)
+    sample, pairs = _checked_sample(root, out)
+    embedders = [
+        CryPrint(model, device=device, tta=tta, trim=trim, backend=backend, precision=precision)
+        for model in models
+    ]
+    stored = resolve_fusion(fusion, embedders, root, progress)
+    scores = stored.fusion.apply(split_scores(embedders, root, "test", pairs, progress))
+    _write(out, sample, pairs, scores)
+    model_id = "+".join(embedder.model_id for embedder in embedders)
+    return Submission(out, len(sample), model_id, None, sum(e.computed for e in embedders))
+
+
+def _checked_sample(root: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sample submission and the test pairs, checked to list the same ids, before any
+    work; ``out`` checked to be a file that can be written."""
     writable_target(out)  # a folder, device or FIFO at ``out`` fails now, before any work
     sample = read_sample_submission(root)
     pairs = read_pairs(root, "test")
@@ -115,18 +172,11 @@ def write_submission(
             f"{root / 'sample_submission.csv'} lists {len(sample)} ids, test_pairs.csv "
             f"{len(pairs)} (first test pair missing from the sample: {missing[0]})"
         )
+    return sample, pairs
 
-    embedder = CryPrint(model, device=device, tta=tta, trim=trim, backend=backend)
-    embeddings = embed_split(embedder, root, "test", progress=progress)
-    top_n = None
-    if as_norm_top_n is None:
-        scores = score_pairs(embeddings, pairs)
-    else:
-        cohort = embed_split(embedder, root, "train", progress=progress)
-        top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
-        scores = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
 
-    # The sample defines the order; test_pairs.csv lists the same ids (checked above).
+def _write(out: Path, sample: pd.DataFrame, pairs: pd.DataFrame, scores: np.ndarray) -> None:
+    # The sample defines the order; test_pairs.csv lists the same ids (checked before).
     by_id = pd.Series(scores, index=pairs["id"].to_numpy())
     submission = pd.DataFrame(
         {"id": sample["id"].to_numpy(), "score": by_id[sample["id"]].to_numpy()}
@@ -135,4 +185,3 @@ def write_submission(
     written = pd.read_csv(io.StringIO(text), dtype={"id": str}, keep_default_na=False)
     check_submission(written, sample)
     atomic_write_text(out, text)
-    return Submission(out, len(submission), embedder.model_id, top_n, embedder.computed)

@@ -117,6 +117,7 @@ def score_trials(
     tta: int = 1,
     trim: bool = True,
     backend: str = "auto",
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Score every trial of ``trials`` and write ``scores.csv``, ``report.json`` (and, with
     labels, the metrics and figures of :func:`cryprint.evaluation.evaluate.evaluate`) to ``out``.
@@ -126,7 +127,7 @@ def score_trials(
         trials: the trials CSV (see the module docstring).
         out: the output folder; default ``TRIALS_STEM-scores`` beside the trials file.
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
-        tta, trim: test-time augmentation views, trimming to the cry (see
+        tta, trim, backend, precision: TTA views, trimming, the engine, its arithmetic (see
             :class:`cryprint.CryPrint`).
 
     Returns:
@@ -142,7 +143,9 @@ def score_trials(
     embedder = (
         model
         if isinstance(model, CryPrint)
-        else CryPrint(model, device=device, tta=tta, trim=trim, backend=backend)
+        else CryPrint(
+            model, device=device, tta=tta, trim=trim, backend=backend, precision=precision
+        )
     )
     recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)

@@ -206,6 +206,7 @@ def verify(
     tta: int = 1,
     trim: bool = True,
     backend: str = "auto",
+    precision: str = "auto",
 ) -> Verdict:
     """Decide whether recordings ``a`` and ``b`` are of the same baby (one-off: to verify many
     pairs, load the model once with :class:`cryprint.CryPrint`).
@@ -216,8 +217,8 @@ def verify(
         threshold, prior, point, inconclusive: the operating point (see
             :func:`operating_point`); none of them: the model folder's dev EER threshold.
         device: ``auto``, ``cpu``, ``cuda``...
-        store, tta, trim: the embedding store, test-time augmentation views and trimming (see
-            :class:`cryprint.CryPrint`).
+        store, tta, trim, backend, precision: the embedding store, test-time augmentation
+            views, trimming, the engine and its arithmetic (see :class:`cryprint.CryPrint`).
 
     Raises:
         ConfigError: no threshold given and none stored, or a bad operating point.
@@ -226,5 +227,7 @@ def verify(
     """
     from cryprint.api import CryPrint
 
-    embedder = CryPrint(model, device=device, store=store, tta=tta, trim=trim, backend=backend)
+    embedder = CryPrint(
+        model, device=device, store=store, tta=tta, trim=trim, backend=backend, precision=precision
+    )
     return embedder.verify(a, b, threshold, prior=prior, point=point, inconclusive=inconclusive)

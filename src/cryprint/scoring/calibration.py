@@ -17,15 +17,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cryprint.errors import DataError, ModelError
+from cryprint.scoring.logistic import fit_logistic
 from cryprint.scoring.metrics import validate_trials
 
 __all__ = ["Calibration", "fit_calibration", "reliability_bins", "sigmoid"]
-
-# Ridge on the slope of the standardised score. Small enough to leave the fit on overlapping
-# scores unchanged (well below 1e-3 of the slope), but it keeps the slope finite when target
-# and non-target scores are perfectly separated, where the unpenalised maximum is at infinity.
-_SLOPE_RIDGE = 1e-6
-_MAX_NEWTON_STEPS = 100
 
 
 def sigmoid(z: ArrayLike) -> np.ndarray:
@@ -111,11 +106,9 @@ class Calibration:
 def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
     """Fit ``P(target | score) = sigmoid(a * score + b)`` by maximum likelihood.
 
-    A two-parameter Newton solver in numpy rather than scikit-learn's LogisticRegression:
-    the gradient and 2×2 Hessian are exact, it converges in a few steps, and it does not
-    depend on scikit-learn's changing regularisation options (``penalty`` is deprecated in
-    1.8+). Scores are standardised for the fit, so the result does not depend on their scale.
-    A 1e-6 ridge on the standardised slope keeps perfectly separated scores finite.
+    Newton's method (:func:`cryprint.scoring.logistic.fit_logistic`) on standardised scores,
+    so the result does not depend on their scale; a 1e-6 ridge on the standardised slope keeps
+    perfectly separated scores finite.
 
     Args:
         scores: float [n_trials], finite.
@@ -129,49 +122,10 @@ def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
             or all scores equal (no slope can be fitted).
     """
     scores, labels = validate_trials(scores, labels)
-    center = scores.mean()
-    spread = scores.std()
-    if spread == 0:
+    if scores.std() == 0:
         raise DataError("all calibration scores are equal: no slope can be fitted")
-    standard = (scores - center) / spread
-    target = labels.astype(np.float64)
-    n = scores.shape[0]
-    design = np.column_stack([standard, np.ones(n)])  # [n, 2]: slope, offset
-    ridge = np.array([_SLOPE_RIDGE, 0.0])
-
-    def objective(weights: np.ndarray) -> float:
-        # Mean negative log-likelihood: log(1 + e^z) - y z, written stably.
-        z = design @ weights
-        nll = np.logaddexp(0.0, z) - target * z
-        return float(nll.mean() + 0.5 * np.sum(ridge * weights**2))
-
-    # Start at the intercept-only solution (slope 0, offset = log-odds of the target share).
-    share = target.mean()
-    weights = np.array([0.0, math.log(share / (1.0 - share))])
-    loss = objective(weights)
-    for _ in range(_MAX_NEWTON_STEPS):
-        p = sigmoid(design @ weights)
-        gradient = design.T @ (p - target) / n + ridge * weights
-        hessian = (design.T * (p * (1.0 - p))) @ design / n + np.diag(ridge)
-        # On separated scores p * (1 - p) underflows to 0 and only the ridge keeps the Hessian
-        # from being singular; lstsq still gives a usable step if it becomes singular anyway.
-        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
-        # Backtracking: a full Newton step can overshoot far from the optimum (separated data).
-        scale = 1.0
-        while scale > 1e-10:
-            candidate = weights - scale * step
-            candidate_loss = objective(candidate)
-            if candidate_loss <= loss:
-                break
-            scale *= 0.5
-        else:
-            break
-        weights, previous_loss, loss = candidate, loss, candidate_loss
-        if previous_loss - loss < 1e-15 and np.max(np.abs(scale * step)) < 1e-10:
-            break
-    slope, offset = weights
-    # Undo the standardisation: a * s + b == slope * (s - center) / spread + offset.
-    return Calibration(a=slope / spread, b=offset - slope * center / spread, prior=share)
+    slopes, offset = fit_logistic(scores[:, None], labels)
+    return Calibration(a=float(slopes[0]), b=offset, prior=float(labels.mean()))
 
 
 def reliability_bins(

@@ -1,0 +1,169 @@
+"""Score fusion of several models (``evaluate --model A --model B --fuse``): fitted on the dev
+pairs, stored, applied to any split and to ``submit``.
+
+The fusion (:mod:`cryprint.scoring.fusion`) is fitted on the raw cosine scores of the labelled
+dev pairs only, whatever split is evaluated: test labels are never read for it. It is stored as
+``fusion.json`` with the ``model_id`` of every fused model, in order, and how their recordings
+were embedded (TTA views, trimming); applying it to other weights or other embedding options is
+refused, since the weights are only right for the score distributions they were fitted on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cryprint.data.layout import read_pairs
+from cryprint.errors import ConfigError, DataError, ModelError
+from cryprint.evaluation.embed import embed_split
+from cryprint.evaluation.pairs import score_pairs
+from cryprint.io import atomic_write_text
+from cryprint.scoring.fusion import Fusion, fit_fusion, stack_scores
+
+if TYPE_CHECKING:
+    from cryprint.api import CryPrint
+
+FUSION_NAME = "fusion.json"
+# The subfolder of an evaluation's output folder that holds the fused scores.
+FUSED_FOLDER = "fused"
+# ``fusion="dev"``: fit on the dev pairs now; anything else is a fusion.json to apply.
+FIT_ON_DEV = "dev"
+_KEYS = {"kind", "model_ids", "fusion", "embedding", "fitted_on"}
+_KIND = "cryprint score fusion"
+
+
+@dataclass(frozen=True)
+class StoredFusion:
+    """A fusion and what it belongs to: the fused models' ``model_id`` (in the order of the
+    fusion's weights), how their recordings were embedded, and the trials it was fitted on."""
+
+    fusion: Fusion
+    model_ids: tuple[str, ...]
+    embedding: dict[str, Any]
+    fitted_on: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": _KIND,
+            "model_ids": list(self.model_ids),
+            "fusion": self.fusion.to_dict(),
+            "embedding": self.embedding,
+            "fitted_on": self.fitted_on,
+        }
+
+
+def embedding_options(embedders: Sequence[CryPrint]) -> dict[str, Any]:
+    """How the fused models embed recordings; the same for all of them."""
+    options = {(embedder.tta, embedder.trim) for embedder in embedders}
+    if len(options) != 1:
+        raise ConfigError("fused models must embed with the same --tta and trimming")
+    tta, trim = options.pop()
+    return {"tta": tta, "trim": trim}
+
+
+def split_scores(
+    embedders: Sequence[CryPrint], root: Path, split: str, pairs: pd.DataFrame, progress: bool
+) -> np.ndarray:
+    """Each model's raw cosine scores of ``pairs``: float64 [n_pairs, n_models]."""
+    return stack_scores(
+        [
+            score_pairs(embed_split(embedder, root, split, progress=progress), pairs)
+            for embedder in embedders
+        ]
+    )
+
+
+def fit_on_dev(embedders: Sequence[CryPrint], root: Path, progress: bool = False) -> StoredFusion:
+    """Fit the fusion of these models on the labelled dev pairs of ``root``.
+
+    Raises:
+        ConfigError: fewer than two models. DataError: dev pairs without labels.
+    """
+    if len(embedders) < 2:
+        raise ConfigError("fusion needs at least two models (--model A --model B)")
+    pairs = read_pairs(root, "dev")
+    if "label" not in pairs.columns:
+        raise DataError(f"{root}/dev_pairs.csv has no labels: the fusion is fitted on them")
+    labels = pairs["label"].to_numpy()
+    fusion = fit_fusion(split_scores(embedders, root, "dev", pairs, progress), labels)
+    fitted_on = {
+        "split": "dev",
+        "data": str(root.resolve()),
+        "n_pairs": len(pairs),
+        "n_target": int(labels.sum()),
+    }
+    return StoredFusion(
+        fusion, tuple(e.model_id for e in embedders), embedding_options(embedders), fitted_on
+    )
+
+
+def save_fusion(path: Path | str, stored: StoredFusion) -> Path:
+    """Write ``fusion.json`` atomically."""
+    return atomic_write_text(path, json.dumps(stored.to_dict(), indent=2, allow_nan=False) + "\n")
+
+
+def load_fusion(path: Path | str, embedders: Sequence[CryPrint] | None = None) -> StoredFusion:
+    """Read a ``fusion.json``; given the models, check it fuses exactly these weights, in this
+    order, embedded the same way.
+
+    Raises:
+        ModelError: unreadable, not a fusion, or written for other models or options; the
+            message names the file and what differs.
+    """
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ModelError(f"could not read fusion file {source}: {error}") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"fusion file {source} is not valid JSON: {error}") from error
+    if not isinstance(data, dict) or set(data) != _KEYS or data["kind"] != _KIND:
+        raise ModelError(f"{source} is not a cryprint fusion file (from `evaluate --fuse`)")
+    try:
+        stored = StoredFusion(
+            Fusion.from_dict(data["fusion"]),
+            tuple(str(model_id) for model_id in data["model_ids"]),
+            dict(data["embedding"]),
+            dict(data["fitted_on"]),
+        )
+    except (ModelError, TypeError, ValueError) as error:
+        raise ModelError(f"fusion file {source} is invalid: {error}") from error
+    if len(stored.model_ids) != len(stored.fusion.weights):
+        raise ModelError(f"fusion file {source} is invalid: one weight per model is needed")
+    if embedders is not None:
+        _check_models(source, stored, embedders)
+    return stored
+
+
+def _check_models(source: Path, stored: StoredFusion, embedders: Sequence[CryPrint]) -> None:
+    ids = tuple(embedder.model_id for embedder in embedders)
+    if ids != stored.model_ids:
+        if sorted(ids) == sorted(stored.model_ids):
+            why = "the same models in another order: give the --model options in its order"
+        else:
+            why = f"{len(stored.model_ids)} other model(s) (the weights differ)"
+        raise ModelError(f"fusion file {source} was fitted for {why}")
+    options = embedding_options(embedders)
+    if options != stored.embedding:
+        raise ModelError(
+            f"fusion file {source} was fitted on recordings embedded with {stored.embedding}, "
+            f"not {options}: pass the same --tta and trimming, or fit it again with --fuse"
+        )
+
+
+def resolve_fusion(
+    fusion: str | Path, embedders: Sequence[CryPrint], root: Path, progress: bool = False
+) -> StoredFusion:
+    """The string ``"dev"`` → fit on the dev pairs of ``root`` now; a :class:`~pathlib.Path`
+    → that stored fusion, checked against the models."""
+    if isinstance(fusion, str) and fusion == FIT_ON_DEV:
+        return fit_on_dev(embedders, root, progress)
+    if len(embedders) < 2:
+        raise ConfigError("fusion needs at least two models (--model A --model B)")
+    return load_fusion(fusion, embedders)

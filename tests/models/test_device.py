@@ -1,0 +1,67 @@
+"""Inference precision: bf16 only where the hardware runs it natively (or when forced), and
+bf16 embeddings close to fp32 ones but stored apart from them."""
+
+import numpy as np
+import pytest
+import torch
+
+import cryprint.models.device as device_module
+from cryprint.api import CryPrint
+from cryprint.engines import make_engine
+from cryprint.errors import ConfigError
+from cryprint.models.device import native_bf16, resolve_precision
+from cryprint.store import EmbeddingStore
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ({"avx2", "fma"}, False),  # an AVX2 CPU emulates bf16: never chosen by auto
+        ({"avx512f", "avx512_vnni"}, False),
+        ({"avx512f", "avx512_bf16"}, True),
+        ({"amx_bf16", "amx_tile"}, True),
+        (set(), False),  # no /proc/cpuinfo
+    ],
+)
+def test_auto_picks_bf16_only_on_native_cpus(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], native: bool
+) -> None:
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset(flags))
+    assert native_bf16(CPU) is native
+    assert resolve_precision("auto", CPU) == (torch.bfloat16 if native else None)
+    assert resolve_precision("fp32", CPU) is None
+    assert resolve_precision("bf16", CPU) == torch.bfloat16
+
+
+def test_this_machines_cpu_flags_are_read() -> None:
+    flags = device_module.cpu_flags()
+    assert isinstance(flags, frozenset)
+    if flags:  # Linux: the flags of /proc/cpuinfo, as the benchmarks print them
+        assert native_bf16(CPU) is bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def test_unknown_precisions_are_refused(make_model, model_folder) -> None:
+    with pytest.raises(ConfigError, match="precision"):
+        resolve_precision("fp16", CPU)
+    with pytest.raises(ConfigError, match="precision"):
+        make_engine(make_model(0), precision="half")
+    with pytest.raises(ConfigError, match="bf16 is a torch-backend precision"):
+        make_engine(model_folder, backend="onnx", precision="bf16")
+
+
+def test_bf16_embeddings_are_close_to_fp32_and_stored_apart(make_model, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(16000 * s).astype(np.float32) * 0.1 for s in (1, 3)]
+    store = EmbeddingStore(tmp_path / "store.sqlite")
+    model = make_model(0)
+    fp32 = CryPrint(model, store=store, precision="fp32", trim=False)
+    bf16 = CryPrint(model, store=store, precision="bf16", trim=False)
+    assert bf16.engine.embedding_id == fp32.engine.embedding_id + "|bf16"
+    assert bf16.model_id == fp32.model_id  # thresholds and calibrations still apply
+    a, b = fp32.embed_many(waves), bf16.embed_many(waves)
+    cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99
+    assert not np.array_equal(a, b)  # really computed in bf16, not read from the fp32 store
+    assert fp32.computed == bf16.computed == 2
