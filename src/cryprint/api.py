@@ -118,6 +118,13 @@ class CryPrint:
         labels = list(names) if names is not None else [_describe(item) for item in items]
         return self.embed_keyed(keys, lambda i: _waveform(items[i]), labels, progress)
 
+    def store_keys(self, audio_keys: Sequence[str]) -> list[str]:
+        """The embedding store's keys of recordings with these audio keys, as embedded here
+        (the TTA views and trimming are part of the key; the model is the store's model id,
+        ``self.engine.embedding_id``)."""
+        suffix = (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
+        return [f"{key}{suffix}" for key in audio_keys]
+
     def embed_keyed(
         self,
         keys: Sequence[str],
@@ -134,8 +141,7 @@ class CryPrint:
             names: what each recording is, for messages.
             progress: log progress (a bar on a terminal, periodic lines otherwise).
         """
-        suffix = (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
-        keys = [f"{key}{suffix}" for key in keys]
+        keys = self.store_keys(keys)
         store_id = self.engine.embedding_id
         found = self.store.get(store_id, keys) if self.store is not None else {}
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]

@@ -25,14 +25,38 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from cryprint.evaluation.embed import embed_split
 
     embedder = CryPrint(args.model, **embedding_options(args))
-    embeddings = embed_split(embedder, args.data, args.split, args.out, progress=progress())
+    embeddings = embed_split(
+        embedder, args.data, args.split, args.out, progress=progress(), shard=args.shard
+    )
     how = "reused" if embeddings.from_cache else "wrote"
+    part = f" (shard {args.shard})" if args.shard else ""
     print(
-        f"{how} {len(embeddings.keys)} {args.split} recording embeddings "
+        f"{how} {len(embeddings.keys)} {args.split} recording embeddings{part} "
         f"({embeddings.dim}-d, model {embeddings.model_id[:12]}; {embedder.computed} computed, "
         f"the rest from the embedding store) in {args.out}"
     )
     return 0
+
+
+def cmd_embed_merge(args: argparse.Namespace) -> int:
+    from cryprint.evaluation.shards import merge_shards
+
+    merged = merge_shards(args.parts, args.data, args.out, store=args.store)
+    stored = "; in the embedding store" if args.store else ""
+    print(
+        f"merged {len(args.parts)} shards: {len(merged.keys)} {merged.split} recording "
+        f"embeddings, none missing or duplicated, in {args.out}{stored}"
+    )
+    return 0
+
+
+def _shard(text: str) -> object:
+    from cryprint.evaluation.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -141,9 +165,37 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         "--split", choices=["dev", "test", "train"], required=True, help="which split to embed"
     )
     embed.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    embed.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="embed only the K-th of N parts of the split (a job array: K = the task id), "
+        "then join the parts with `cryprint embed-merge`",
+    )
     embed.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(embed)
     embed.set_defaults(handler=cmd_embed)
+
+    merge = subparsers.add_parser(
+        "embed-merge",
+        help="join the parts of `embed --shard K/N`, checking none is missing or duplicated",
+        description="Join the .npz parts written by `cryprint embed --shard K/N` into the whole "
+        "split's .npz, refusing unless they are exactly shards 1..N of one split, embedded by the "
+        "same model the same way from the same audio, with every recording once. The embeddings "
+        "also go into the embedding store, so evaluate and submit then embed nothing.",
+    )
+    merge.add_argument("parts", type=Path, nargs="+", help="the parts (.npz), in any order")
+    merge.add_argument(
+        "--data", type=Path, required=True, help="the CryCeleb-layout directory they embed"
+    )
+    merge.add_argument("--out", type=Path, required=True, help="the merged .npz to write")
+    merge.add_argument(
+        "--no-store",
+        dest="store",
+        action="store_false",
+        help="do not put the embeddings into the embedding store",
+    )
+    merge.set_defaults(handler=cmd_embed_merge)
 
     evaluate = subparsers.add_parser(
         "evaluate",

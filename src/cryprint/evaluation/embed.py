@@ -20,7 +20,7 @@ import hashlib
 import io
 import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ from cryprint.store import audio_key
 
 if TYPE_CHECKING:
     from cryprint.api import CryPrint
+    from cryprint.evaluation.shards import Shard
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class RecordingEmbeddings:
         model_id: :func:`model_identity` of the weights that computed them.
         data_id: fingerprint of the split's audio files (names, sizes, modification times).
         from_cache: whether they were read from a cache file rather than computed.
+        split: the split they are of; ``shard``: ``K/N`` when they are the K-th of N shards of
+            it (:mod:`cryprint.evaluation.shards`), else empty.
+        embedding_id, store_keys: the embedding store's model id and each recording's store
+            key, so that a merge can put them into a store (empty in files of older versions).
     """
 
     keys: list[str]
@@ -60,12 +65,20 @@ class RecordingEmbeddings:
     model_id: str
     data_id: str = ""
     from_cache: bool = False
+    split: str = ""
+    shard: str = ""
+    embedding_id: str = ""
+    store_keys: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.embeddings.ndim != 2 or self.embeddings.shape[0] != len(self.keys):
             raise DataError(
                 f"{len(self.keys)} recording keys but embeddings of shape "
                 f"{self.embeddings.shape}: expected [{len(self.keys)}, dim]"
+            )
+        if self.store_keys and len(self.store_keys) != len(self.keys):
+            raise DataError(
+                f"{len(self.keys)} recording keys but {len(self.store_keys)} store keys"
             )
         if len(set(self.keys)) != len(self.keys):
             raise DataError("recording keys are not unique")
@@ -113,6 +126,7 @@ def embed_split(
     trim: bool = True,
     backend: str = "auto",
     precision: str = "auto",
+    shard: Shard | None = None,
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
     embedding store holds for these weights and these audio files.
@@ -130,6 +144,9 @@ def embed_split(
         store, tta, trim, backend, precision: the embedding store, test-time augmentation
             views, trimming to the cry, the engine and its arithmetic (see
             :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint.
+        shard: only this shard's recordings (every N-th, see
+            :class:`~cryprint.evaluation.shards.Shard`), for a job array; merge the parts with
+            :func:`~cryprint.evaluation.shards.merge_shards`.
 
     Returns:
         :class:`RecordingEmbeddings`, float32 [n_recordings, dim], sorted by baby then period.
@@ -153,17 +170,21 @@ def embed_split(
             precision=precision,
         )
     embedder = model
-    if cache is not None:
-        cached = load_embeddings(cache, missing_ok=True)
-        identity = (embedder.model_id, data_id, keys)
-        if cached is not None and (cached.model_id, cached.data_id, cached.keys) == identity:
-            logger.info("reusing the %s embeddings in %s", split, cache)
-            return cached
     rows = read_metadata(root)
     listed = recording_files(rows[rows["split"] == split])
-    names = [f"recording {b}{p} of the {split} split ({len(f)} segment(s))" for b, p, f in listed]
     if [f"{baby_id}{period}" for baby_id, period, _ in listed] != keys:
         raise DataError(f"recordings of the {split} split changed while reading them")
+    if shard is not None:
+        keys, listed = [keys[i] for i in shard.rows(len(keys))], shard.take(listed)
+    if cache is not None:
+        cached = load_embeddings(cache, missing_ok=True)
+        identity = (embedder.model_id, data_id, keys, str(shard or ""))
+        if cached is not None and (
+            (cached.model_id, cached.data_id, cached.keys, cached.shard) == identity
+        ):
+            logger.info("reusing the %s embeddings in %s", split, cache)
+            return cached
+    names = [f"recording {b}{p} of the {split} split ({len(f)} segment(s))" for b, p, f in listed]
 
     def read(index: int) -> np.ndarray:
         # As Corpus holds audio (int16), so embeddings equal those of the training validation.
@@ -174,7 +195,16 @@ def embed_split(
 
     audio_keys = [audio_key(files=[root / name for name in files]) for _, _, files in listed]
     embeddings = embedder.embed_keyed(audio_keys, read, names, progress=progress)
-    embedded = RecordingEmbeddings(keys, embeddings, embedder.model_id, data_id)
+    embedded = RecordingEmbeddings(
+        keys,
+        embeddings,
+        embedder.model_id,
+        data_id,
+        split=split,
+        shard=str(shard or ""),
+        embedding_id=embedder.engine.embedding_id,
+        store_keys=embedder.store_keys(audio_keys),
+    )
     if cache is not None:
         save_embeddings(cache, embedded)
     return embedded
@@ -191,6 +221,10 @@ def save_embeddings(path: Path | str, embeddings: RecordingEmbeddings) -> Path:
             model_id=np.array(embeddings.model_id),
             data_id=np.array(embeddings.data_id),
             version=np.array(_CACHE_VERSION),
+            split=np.array(embeddings.split),
+            shard=np.array(embeddings.shard),
+            embedding_id=np.array(embeddings.embedding_id),
+            store_keys=np.array(embeddings.store_keys, dtype=str),
         )
 
     return atomic_write(path, write)
@@ -220,9 +254,18 @@ def load_embeddings(path: Path | str, missing_ok: bool = False) -> RecordingEmbe
                 model_id=str(stored["model_id"]),
                 data_id=str(stored["data_id"]),
                 from_cache=True,
+                # Absent from the files of older versions.
+                split=_text(stored, "split"),
+                shard=_text(stored, "shard"),
+                embedding_id=_text(stored, "embedding_id"),
+                store_keys=[str(k) for k in stored["store_keys"]] if "store_keys" in stored else [],
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, DataError) as error:
         if missing_ok:
             logger.warning("%s: not a readable embeddings cache (%s); recomputing", path, error)
             return None
         raise DataError(f"{path}: not a readable embeddings file ({error})") from error
+
+
+def _text(stored: np.lib.npyio.NpzFile, name: str) -> str:
+    return str(stored[name]) if name in stored else ""
