@@ -82,3 +82,32 @@ def test_cli_demo_epochs_override(tmp_path: Path, monkeypatch) -> None:
     expected = replace(DemoSettings(), out=tmp_path).with_training(method="aam", epochs=3)
     assert seen["settings"] == expected
     assert seen["settings"].training.channels == DemoSettings().training.channels
+
+
+def test_the_winners_recipe_trains_on_dev_births_and_embeds_with_tta(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    settings = _tiny(tmp_path).with_recipe("winners")
+    assert settings.training.train_on == "train+dev-B" and settings.tta == 5
+    results = run_demo(settings, quiet=True)
+    for stage in ("before", "after"):
+        for split in ("dev", "test"):
+            report = json.loads((Path(results[stage][split]["folder"]) / "report.json").read_text())
+            assert report["tta"] == 5
+    assert "dev is no longer unseen" in results["table"]  # the dev warning reaches the table
+    capsys.readouterr()
+
+
+def test_cli_demo_full_passes_the_recipe(tmp_path: Path, monkeypatch) -> None:
+    seen = {}
+
+    def fake_run_full(data, run, out, quiet=False, recipe="reference") -> dict:
+        seen.update(data=data, run=run, recipe=recipe)
+        return {"dev": {"eer": 0.2}, "test": {"eer": None}}
+
+    monkeypatch.setattr("cryprint.demo.run_full", fake_run_full)
+    data = tmp_path / "cryceleb"
+    assert main(["demo", "--full", "--data", str(data), "--recipe", "winners"]) == 0
+    assert seen["recipe"] == "winners" and seen["run"].name == "cryceleb-winners"
+    with pytest.raises(SystemExit):
+        main(["demo", "--recipe", "best-guess"])

@@ -23,6 +23,7 @@ from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.submit import write_submission
 from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
+from cryprint.recipes import RECIPES
 from cryprint.training.config import TrainConfig, make_config
 from cryprint.training.trainer import train
 
@@ -59,10 +60,16 @@ class DemoSettings:
     seed: int = 0
     difficulty: float = 1.0
     training: TrainConfig = DEMO_TRAINING
+    tta: int = 1  # test-time augmentation views of every evaluation
 
     @property
     def method(self) -> str:
         return self.training.method
+
+    def with_recipe(self, name: str) -> DemoSettings:
+        """These settings with a :data:`RECIPES` entry applied."""
+        recipe = RECIPES[name]
+        return dataclasses.replace(self.with_training(**recipe.training), tta=recipe.tta)
 
     def with_training(self, **changes: Any) -> DemoSettings:
         """These settings with some training options changed (validated like any config)."""
@@ -129,7 +136,7 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     for split in ("dev", "test"):
         say(f"evaluating the untrained model on {split} ...")
         folder = settings.out / "evaluation" / "untrained" / split
-        results["before"][split] = evaluate([untrained], root, split, folder)[0]
+        results["before"][split] = evaluate([untrained], root, split, folder, tta=settings.tta)[0]
         results["before"][split]["folder"] = str(folder)
     say(
         f"training ({config.method}, ECAPA channels {config.channels}, {config.epochs} "
@@ -139,7 +146,7 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     for split in ("dev", "test"):
         say(f"evaluating the trained model on {split} ...")
         folder = settings.out / "evaluation" / settings.method / split
-        results["after"][split] = evaluate([trained.best], root, split, folder)[0]
+        results["after"][split] = evaluate([trained.best], root, split, folder, tta=settings.tta)[0]
         results["after"][split]["folder"] = str(folder)
     results["table"] = before_after_table(results, settings.method)
     results["seconds_per_epoch"] = sum(r["seconds"] for r in trained.history[1:]) / max(
@@ -160,6 +167,9 @@ def before_after_table(results: dict[str, Any], method: str) -> str:
             f"{label:24}{100 * dev['eer']:>8.2f}%{dev['min_dcf']['0.05']:>12.4f}"
             f"{100 * test['eer']:>9.2f}%{test['min_dcf']['0.05']:>13.4f}"
         )
+    warning = results["after"]["dev"].get("warning")
+    if warning:
+        lines.append(f"warning (trained model, dev): {warning}")
     drop = 100 * (results["before"]["dev"]["eer"] - results["after"]["dev"]["eer"])
     lines.append(
         f"dev EER change: {-drop:+.2f} points (minDCF at p_target 0.05, c_miss = c_fa = 1)"
@@ -173,16 +183,22 @@ def before_after_table(results: dict[str, Any], method: str) -> str:
     return "\n".join(lines)
 
 
-def run_full(data: Path, run: Path, out: Path, quiet: bool = False) -> dict[str, Any]:
-    """The real CryCeleb2023 workflow with the reference recipe (needs a hub login and a GPU
-    to finish in reasonable time): download → train → evaluate dev/test → submit."""
+def run_full(
+    data: Path, run: Path, out: Path, quiet: bool = False, recipe: str = "reference"
+) -> dict[str, Any]:
+    """The real CryCeleb2023 workflow (needs a hub login and a GPU to finish in reasonable
+    time): download → train → evaluate dev/test → submit, with a :data:`RECIPES` recipe."""
     from cryprint.data.download import download_cryceleb
 
+    chosen = RECIPES[recipe]
     download_cryceleb(data, progress=not quiet)
-    trained = train(make_config({"data": str(data), "run": str(run)}), quiet=quiet)
+    config = make_config({"data": str(data), "run": str(run), **chosen.training})
+    trained = train(config, quiet=quiet)
     reports = {
-        split: evaluate([trained.best], data, split, out / split, as_norm_top_n="auto")[0]
+        split: evaluate(
+            [trained.best], data, split, out / split, as_norm_top_n="auto", tta=chosen.tta
+        )[0]
         for split in ("dev", "test")
     }
-    write_submission(trained.best, data, out / "submission.csv")
+    write_submission(trained.best, data, out / "submission.csv", tta=chosen.tta)
     return reports

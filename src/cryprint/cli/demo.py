@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cryprint.recipes import RECIPES
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from cryprint.demo import DemoSettings, run_demo, run_full
@@ -14,12 +16,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.data is None:
             print("cryprint demo --full needs --data DIR (for CryCeleb2023)", file=sys.stderr)
             return 2
-        reports = run_full(args.data, args.out / "runs" / "cryceleb", args.out, quiet=args.quiet)
+        run = args.out / "runs" / f"cryceleb-{args.recipe}"
+        reports = run_full(args.data, run, args.out, quiet=args.quiet, recipe=args.recipe)
         for split, report in reports.items():
             eer = report["eer"]
             print(f"{split}: EER {100 * eer:.2f}%" if eer is not None else f"{split}: no labels")
         return 0
-    settings = DemoSettings(out=args.out).with_training(method=args.method)
+    settings = DemoSettings(out=args.out).with_recipe(args.recipe).with_training(method=args.method)
     if args.epochs is not None:
         settings = settings.with_training(epochs=args.epochs)
     run_demo(settings, quiet=args.quiet)
@@ -42,8 +45,15 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
         "--full",
         action="store_true",
         help="the real workflow: download CryCeleb2023 to --data, fine-tune from "
-        "speechbrain/spkrec-ecapa-voxceleb with the reference recipe, evaluate, submit",
+        "speechbrain/spkrec-ecapa-voxceleb with --recipe, evaluate, submit (the 1st-place "
+        "recipe: --full --recipe winners)",
     )
     demo.add_argument("--data", type=Path, help="with --full: the CryCeleb2023 directory")
+    demo.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="reference",
+        help="; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items()),
+    )
     demo.add_argument("--quiet", action="store_true", help="print only the result table")
     demo.set_defaults(handler=cmd_demo)

@@ -1,0 +1,30 @@
+"""Named recipes: what ``cryprint demo --recipe NAME`` (and ``--full``) changes in training and
+evaluation. Torch-free, so the CLI can list them in ``--help`` without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe changes: training options (``TrainConfig`` keys) and the test-time
+    augmentation views every evaluation and the submission embed with."""
+
+    training: dict[str, Any]
+    tta: int
+    summary: str
+
+
+# ``--recipe``: the reference (3rd-place) recipe as it is, or with what the 1st-place
+# CryCeleb2023 system added: test-time augmentation and the dev babies' birth recordings.
+RECIPES = {
+    "reference": Recipe({}, 1, "the reference triplet recipe"),
+    "winners": Recipe(
+        {"train_on": "train+dev-B"},
+        5,
+        "the 1st-place additions: train on train + dev births (train_on: train+dev-B), "
+        "embed with 5 test-time augmentation views",
+    ),
+}
