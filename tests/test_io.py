@@ -151,3 +151,18 @@ def test_a_lock_on_a_file_path_is_an_output_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a folder"), folder_lock(tmp_path / "file", "x"):
         pass
+
+
+def test_read_json_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    from cryprint.errors import ModelError
+    from cryprint.io import read_json
+
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json", "thing", ModelError) == {"a": [1, 2]}
+    with pytest.raises(ModelError, match=r"could not read thing .*missing\.json"):
+        read_json(tmp_path / "missing.json", "thing", ModelError)
+    (tmp_path / "bad.json").write_bytes(b"\xff{")
+    with pytest.raises(ModelError, match=r"thing .*bad\.json is not valid JSON"):
+        read_json(tmp_path / "bad.json", "thing", ModelError)
+    with pytest.raises(ModelError, match="could not read thing"):
+        read_json(tmp_path, "thing", ModelError)  # a folder

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cryprint.errors import OutputError
+from cryprint.errors import CryprintError, OutputError
 
 _TEMPORARY_SUFFIX = ".tmp"
 
@@ -277,3 +278,15 @@ def make_directory(path: Path) -> None:
         raise OutputError(f"{path}: exists and is not a directory; choose another") from error
     except OSError as error:
         raise output_error(path, error, "cannot create the directory") from error
+
+
+def read_json(path: Path | str, what: str, error: type[CryprintError]) -> Any:
+    """The JSON value in ``path``, or ``error`` naming ``what`` the file is and why it could not
+    be read (missing, unreadable, not UTF-8, not JSON)."""
+    source = Path(path)
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except OSError as problem:
+        raise error(f"could not read {what} {source}: {problem.strerror or problem}") from problem
+    except (json.JSONDecodeError, UnicodeDecodeError) as problem:
+        raise error(f"{what} {source} is not valid JSON: {problem}") from problem

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cryprint.errors import DataError, ModelError
-from cryprint.io import atomic_write_bytes, atomic_write_text
+from cryprint.io import atomic_write_bytes, atomic_write_text, read_json
 from cryprint.models.files import CALIBRATION_NAME
 from cryprint.scoring import Calibration, fit_calibration, reliability_bins
 
@@ -81,12 +81,7 @@ def load_calibration(path: Path | str, model_id: str | None = None) -> Calibrati
             names the file.
     """
     source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ModelError(f"could not read calibration file {source}: {error}") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelError(f"calibration file {source} is not valid JSON: {error}") from error
+    data = read_json(source, "calibration file", ModelError)
     if not isinstance(data, dict) or not {"model_id", "calibration"} <= set(data):
         raise ModelError(
             f"calibration file {source} is invalid: it needs the keys 'model_id' and "

@@ -23,7 +23,7 @@ from cryprint.data.layout import read_pairs
 from cryprint.errors import ConfigError, DataError, ModelError
 from cryprint.evaluation.embed import embed_split
 from cryprint.evaluation.pairs import score_pairs
-from cryprint.io import atomic_write_text
+from cryprint.io import atomic_write_text, read_json
 from cryprint.scoring.fusion import Fusion, fit_fusion, stack_scores
 
 if TYPE_CHECKING:
@@ -117,12 +117,7 @@ def load_fusion(path: Path | str, embedders: Sequence[CryPrint] | None = None) -
             message names the file and what differs.
     """
     source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ModelError(f"could not read fusion file {source}: {error}") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelError(f"fusion file {source} is not valid JSON: {error}") from error
+    data = read_json(source, "fusion file", ModelError)
     if not isinstance(data, dict) or set(data) != _KEYS or data["kind"] != _KIND:
         raise ModelError(f"{source} is not a cryprint fusion file (from `evaluate --fuse`)")
     try:
