@@ -284,6 +284,8 @@ def read_json(path: Path | str, what: str, error: type[CryprintError]) -> Any:
     """The JSON value in ``path``, or ``error`` naming ``what`` the file is and why it could not
     be read (missing, unreadable, not UTF-8, not JSON)."""
     source = Path(path)
+    if source.exists() and not source.is_file():  # a FIFO would block the read forever
+        raise error(f"{what} {source} is not a regular file")
     try:
         return json.loads(source.read_text(encoding="utf-8"))
     except OSError as problem:

@@ -10,7 +10,7 @@ import torch
 
 import cryprint.embedding as embedding_module
 from cryprint.embedding import embed_waveforms
-from cryprint.errors import AudioError
+from cryprint.errors import AudioError, OutputError
 from cryprint.evaluation.embed import embed_split, load_embeddings
 from cryprint.models.folder import load_model, model_identity, save_model_folder
 
@@ -84,12 +84,21 @@ def test_the_store_serves_every_later_command(
         embed_split(make_model(1), small_corpus, "dev", store=store)
 
 
-def test_a_corrupt_cache_is_recomputed(small_corpus: Path, make_model, tmp_path: Path) -> None:
+def test_a_cache_of_another_version_is_recomputed_a_foreign_file_kept(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
     cache = tmp_path / "dev.npz"
-    cache.write_bytes(b"not an npz file")
+    embed_split(make_model(0), small_corpus, "dev", cache)
+    with np.load(cache) as stored:
+        older = {name: stored[name] for name in stored.files}
+    np.savez(cache, **{**older, "version": np.array(0)})  # a cryprint file of another version
     result = embed_split(make_model(0), small_corpus, "dev", cache)
     assert not result.from_cache
     assert load_embeddings(cache).keys == result.keys
+    cache.write_bytes(b"not an npz file")  # not cryprint's: never replaced
+    with pytest.raises(OutputError, match="not a cryprint embeddings file"):
+        embed_split(make_model(0), small_corpus, "dev", cache)
+    assert cache.read_bytes() == b"not an npz file"
 
 
 def test_model_identity_follows_the_weights(make_model, tmp_path: Path) -> None:
@@ -118,3 +127,16 @@ def test_a_too_short_recording_is_named(corpus_copy: Path, make_model) -> None:
     metadata.to_csv(corpus_copy / "metadata.csv", index=False)
     with pytest.raises(AudioError, match=rf"recording {baby}D of the dev split.*too short"):
         embed_split(make_model(0), corpus_copy, "dev")
+
+
+def test_a_cache_of_other_embedding_options_is_not_reused(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    model, cache = make_model(0), tmp_path / "dev.npz"
+    plain = embed_split(model, small_corpus, "dev", cache, store=False)
+    for options in ({"tta": 3}, {"precision": "bf16"}, {"trim": False}):
+        other = embed_split(model, small_corpus, "dev", cache, store=False, **options)
+        assert not other.from_cache, options
+        assert not np.array_equal(other.embeddings, plain.embeddings), options
+    embed_split(model, small_corpus, "dev", cache, store=False)
+    assert embed_split(model, small_corpus, "dev", cache, store=False).from_cache

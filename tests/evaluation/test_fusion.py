@@ -3,6 +3,7 @@ against the models it fuses, and the fused scores are exactly the stored fusion 
 model's own cosine scores."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cryprint.cli import main
-from cryprint.errors import ConfigError, ModelError
+from cryprint.errors import ConfigError, DataError, ModelError
 from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.fusion import load_fusion
 from cryprint.evaluation.submit import write_fused_submission
@@ -118,7 +119,7 @@ def test_cli_fuse_and_its_mistakes(
     fusion = str(out / "fused" / "fusion.json")
     base = ["submit", *models, "--data", str(small_corpus), "--out", str(sub)]
     assert main([*base, "--fusion", fusion]) == 0
-    assert "fused (2 models)" in capsys.readouterr().out
+    assert "fused (2 models: weights" in capsys.readouterr().out
     sub.unlink()
     assert main(base) == 2
     assert "add --fuse" in capsys.readouterr().err
@@ -131,3 +132,59 @@ def test_cli_fuse_and_its_mistakes(
     assert main([*base, "--fusion", str(out / "fused" / "report.json")]) == 5
     assert "not a cryprint fusion file" in capsys.readouterr().err
     assert not sub.exists()
+
+
+def test_fusion_mistakes_fail_before_any_work(
+    corpus_copy: Path, two_models: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pairs = pd.read_csv(corpus_copy / "dev_pairs.csv", dtype=str)
+    pairs.drop(columns="label").to_csv(corpus_copy / "dev_pairs.csv", index=False)
+    with pytest.raises(DataError, match="no labels"):
+        evaluate(two_models, corpus_copy, "test", out, fusion="dev")
+    assert not out.exists()  # no model's folder written before the failure
+    with pytest.raises(ModelError, match="could not read fusion file"):
+        evaluate(two_models, corpus_copy, "test", out, fusion="no-such-fusion.json")
+    assert not out.exists()
+
+
+def test_a_fusion_given_as_text_is_loaded_not_refitted(
+    small_corpus: Path, two_models: list[Path], tmp_path: Path
+) -> None:
+    evaluate(two_models, small_corpus, "dev", tmp_path / "dev", fusion="dev")
+    stored = tmp_path / "dev" / "fused" / "fusion.json"
+    record = json.loads(stored.read_text())
+    record["fusion"]["bias"] = 123.0  # a fusion no dev fit gives
+    stored.write_text(json.dumps(record))
+    reports = evaluate(two_models, small_corpus, "test", tmp_path / "test", fusion=str(stored))
+    assert reports[-1]["fusion"]["fusion"]["bias"] == 123.0
+    record["fusion"]["bias"] = int("9" * 400)  # hand-edited beyond a float
+    stored.write_text(json.dumps(record))
+    with pytest.raises(ModelError, match="invalid"):
+        evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored)
+
+
+def test_a_fusion_of_other_precision_is_refused(
+    small_corpus: Path, two_models: list[Path], tmp_path: Path
+) -> None:
+    evaluate(two_models, small_corpus, "dev", tmp_path / "dev", fusion="dev")
+    stored = tmp_path / "dev" / "fused" / "fusion.json"
+    with pytest.raises(ModelError, match="another --precision or --backend"):
+        evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored, precision="bf16")
+
+
+def test_a_fusion_fifo_is_refused_not_waited_on(
+    small_corpus: Path, two_models: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    fifo = tmp_path / "fusion.json"
+    os.mkfifo(fifo)
+    models = [arg for model in two_models for arg in ("--model", str(model))]
+    out = ["--out", str(tmp_path / "sub.csv")]
+    code = main(["submit", *models, "--data", str(small_corpus), *out, "--fusion", str(fifo)])
+    assert code == 5
+    assert "not a regular file" in capsys.readouterr().err
+    code = main(
+        ["submit", *models, "--data", str(small_corpus), *out, "--fuse", "--cohort-top-n", "5"]
+    )
+    assert code == 2
+    assert "--cohort-top-n needs --as-norm" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 
 from cryprint.api import CryPrint
 from cryprint.cli import main
-from cryprint.errors import ConfigError, DataError
+from cryprint.errors import ConfigError, DataError, OutputError
 from cryprint.evaluation.embed import embed_split, load_embeddings
 from cryprint.evaluation.shards import Shard, merge_shards, parse_shard
 from cryprint.store import EmbeddingStore
@@ -111,3 +111,49 @@ def test_cli_shard_and_merge(
     with pytest.raises(SystemExit) as error:
         main([*base, "--out", str(tmp_path / "p3.npz"), "--shard", "3/2"])
     assert error.value.code == 2
+
+
+def test_parts_embedded_differently_are_refused(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    model, store = make_model(0), tmp_path / "jobs.sqlite"
+    first = tmp_path / "p1.npz"
+    embed_split(model, small_corpus, "dev", first, shard=Shard(1, 2), store=store)
+    second = tmp_path / "p2.npz"
+    embed_split(model, small_corpus, "dev", second, shard=Shard(2, 2), store=store, tta=3)
+    with pytest.raises(DataError, match="different --tta or trimming"):
+        merge_shards([first, second], small_corpus, tmp_path / "m.npz", store=False)
+    bf16 = tmp_path / "p2-bf16.npz"
+    embed_split(model, small_corpus, "dev", bf16, shard=Shard(2, 2), store=store, precision="bf16")
+    with pytest.raises(DataError, match="differ in embedding id"):
+        merge_shards([first, bf16], small_corpus, tmp_path / "m.npz", store=False)
+
+
+def test_more_shards_than_recordings_still_merge(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    model = make_model(0)
+    n = len(embed_split(model, small_corpus, "test", store=False).keys)
+    parts = []
+    for k in range(1, n + 3):  # the last two shards hold no recording
+        parts.append(tmp_path / f"p{k}.npz")
+        embed_split(model, small_corpus, "test", parts[-1], shard=Shard(k, n + 2), store=False)
+    assert load_embeddings(parts[-1]).keys == []
+    assert len(merge_shards(parts, small_corpus, store=False).keys) == n
+
+
+def test_merge_never_replaces_a_part_or_a_foreign_file(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    parts = _parts(make_model(0), small_corpus, tmp_path, 2, tmp_path / "jobs.sqlite")
+    before = parts[0].read_bytes()
+    with pytest.raises(OutputError, match="is one of the parts"):
+        merge_shards(parts, small_corpus, parts[0], store=False)
+    assert parts[0].read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    with pytest.raises(OutputError, match="not a cryprint embeddings file"):
+        merge_shards(parts, small_corpus, notes, store=False)
+    with pytest.raises(OutputError, match="not a cryprint embeddings file"):
+        embed_split(make_model(0), small_corpus, "dev", notes, store=False)
+    assert notes.read_text() == "my notes"

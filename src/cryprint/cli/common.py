@@ -102,7 +102,7 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
         "--fuse",
         action="store_true",
         help="fuse the models' cosine scores with a logistic fusion fitted on the dev pairs "
-        "(never on test labels); evaluate stores it in OUT/fused/fusion.json",
+        "(never on test labels); evaluate stores it in OUT/fused/fusion.json, submit prints it",
     )
     group.add_argument(
         "--fusion",

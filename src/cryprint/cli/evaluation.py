@@ -87,17 +87,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from cryprint.evaluation.submit import write_fused_submission, write_submission
 
-    fusion = fusion_option(args)
+    fusion, as_norm = fusion_option(args), as_norm_option(args)
     if fusion is None and len(args.model) > 1:
         raise ConfigError("several --model are fused: add --fuse or --fusion FUSION_JSON")
-    if fusion is not None and args.as_norm:
+    if fusion is not None and as_norm is not None:
         raise ConfigError("fusion combines raw cosine scores: it cannot be used with --as-norm")
     if fusion is None:
         submission = write_submission(
             args.model[0],
             args.data,
             args.out,
-            as_norm_top_n=as_norm_option(args),
+            as_norm_top_n=as_norm,
             progress=progress(),
             **embedding_options(args),
         )
@@ -107,8 +107,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
-    if fusion is not None:
-        scoring = f"fused ({len(args.model)} models)"
+    if submission.fusion is not None:
+        weights = ", ".join(f"{w:.6g}" for w in submission.fusion.fusion.weights)
+        fitted = submission.fusion.fitted_on
+        scoring = (
+            f"fused ({len(args.model)} models: weights {weights}, bias "
+            f"{submission.fusion.fusion.bias:.6g}, fitted on {fitted.get('n_pairs')} "
+            f"{fitted.get('split')} pairs)"
+        )
     print(
         f"wrote {submission.n_pairs} {scoring} scores to {submission.path} "
         f"({submission.computed} recording(s) embedded, the rest from the embedding store)"

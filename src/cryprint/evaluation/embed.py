@@ -30,8 +30,8 @@ from cryprint.data.audio import read_audio, to_float32, to_int16
 from cryprint.data.corpus import recording_files
 from cryprint.data.inputs import check_recording
 from cryprint.data.layout import SPLITS, read_metadata
-from cryprint.errors import DataError
-from cryprint.io import atomic_write
+from cryprint.errors import DataError, OutputError
+from cryprint.io import atomic_write, writable_target
 from cryprint.models.folder import ModelSpec
 from cryprint.store import audio_key
 
@@ -177,11 +177,9 @@ def embed_split(
     if shard is not None:
         keys, listed = [keys[i] for i in shard.rows(len(keys))], shard.take(listed)
     if cache is not None:
-        cached = load_embeddings(cache, missing_ok=True)
-        identity = (embedder.model_id, data_id, keys, str(shard or ""))
-        if cached is not None and (
-            (cached.model_id, cached.data_id, cached.keys, cached.shard) == identity
-        ):
+        check_replaceable_embeddings(cache)
+        cached = load_embeddings(cache, missing_ok=True, quiet=True)
+        if cached is not None and _same_embeddings(cached, embedder, data_id, keys, shard):
             logger.info("reusing the %s embeddings in %s", split, cache)
             return cached
     names = [f"recording {b}{p} of the {split} split ({len(f)} segment(s))" for b, p, f in listed]
@@ -210,8 +208,53 @@ def embed_split(
     return embedded
 
 
+def how_embedded(store_key: str) -> str:
+    """The TTA views and trimming a store key records (``tta3|trim``; "" for neither)."""
+    return store_key.partition("|")[2]
+
+
+def _same_embeddings(
+    cached: RecordingEmbeddings, embedder: CryPrint, data_id: str, keys: list[str],
+    shard: Shard | None,
+) -> bool:  # fmt: skip
+    """Whether a cache file holds what would be computed: the same weights, engine and
+    precision (``embedding_id``), audio, recordings and shard, TTA views and trimming. Files of
+    older versions lack the embedding id and store keys: never the same."""
+    wanted = how_embedded(embedder.store_keys(["key"])[0])
+    return (
+        (cached.embedding_id, cached.data_id, cached.keys, cached.shard)
+        == (embedder.engine.embedding_id, data_id, keys, str(shard or ""))
+        and len(cached.store_keys) == len(keys)
+        and all(how_embedded(key) == wanted for key in cached.store_keys)
+    )
+
+
+def check_replaceable_embeddings(path: Path | str) -> None:
+    """An embeddings file may be written at ``path``: nothing is there, or an embeddings
+    ``.npz`` that cryprint wrote, of any version (any other file is never replaced).
+
+    Raises:
+        OutputError: something else is there.
+    """
+    path = writable_target(path)
+    if path.is_file() and not _written_by_cryprint(path):
+        raise OutputError(
+            f"{path} exists and is not a cryprint embeddings file: not replacing it "
+            "(remove it, or choose another --out)"
+        )
+
+
+def _written_by_cryprint(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {"keys", "embeddings", "model_id", "version"} <= set(stored.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
 def save_embeddings(path: Path | str, embeddings: RecordingEmbeddings) -> Path:
-    """Write ``embeddings`` as an ``.npz`` (keys, embeddings, model_id, data_id), atomically."""
+    """Write ``embeddings`` as an ``.npz`` (keys, embeddings, model_id, data_id, split, shard,
+    embedding_id, store_keys), atomically."""
 
     def write(file: io.BufferedIOBase) -> None:
         np.savez(
@@ -230,11 +273,13 @@ def save_embeddings(path: Path | str, embeddings: RecordingEmbeddings) -> Path:
     return atomic_write(path, write)
 
 
-def load_embeddings(path: Path | str, missing_ok: bool = False) -> RecordingEmbeddings | None:
+def load_embeddings(
+    path: Path | str, missing_ok: bool = False, quiet: bool = False
+) -> RecordingEmbeddings | None:
     """Read an ``.npz`` written by :func:`save_embeddings`.
 
-    Returns None when the file is missing and ``missing_ok``, or (with a warning) when it is
-    unreadable or of another format and ``missing_ok`` (a cache is recomputed then).
+    Returns None when the file is missing and ``missing_ok``, or (with a warning unless
+    ``quiet``) when it is unreadable or of another format and ``missing_ok``.
 
     Raises:
         DataError: missing or unreadable file, unless ``missing_ok``.
@@ -262,7 +307,8 @@ def load_embeddings(path: Path | str, missing_ok: bool = False) -> RecordingEmbe
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, DataError) as error:
         if missing_ok:
-            logger.warning("%s: not a readable embeddings cache (%s); recomputing", path, error)
+            if not quiet:
+                logger.warning("%s: not a readable embeddings cache (%s)", path, error)
             return None
         raise DataError(f"{path}: not a readable embeddings file ({error})") from error
 

@@ -34,10 +34,12 @@ from cryprint.data.layout import read_pairs
 from cryprint.errors import ConfigError, DataError, ModelError, OutputError
 from cryprint.evaluation.embed import RecordingEmbeddings, embed_split
 from cryprint.evaluation.fusion import (
+    FIT_ON_DEV,
     FUSED_FOLDER,
     FUSION_NAME,
     StoredFusion,
     fit_on_dev,
+    labelled_dev_pairs,
     load_fusion,
     save_fusion,
 )
@@ -197,8 +199,11 @@ def evaluate(
     pairs = read_pairs(root, split)
     names = output_names(model_specs)
     folders = [out_dir if len(model_specs) == 1 else out_dir / name for name in names]
+    fit_now = isinstance(fusion, str) and fusion == FIT_ON_DEV
     if fusion is not None:
         _check_fusion_request(names, as_norm_top_n)
+        if fit_now:
+            labelled_dev_pairs(root)  # before any work: the fit needs them
         folders.append(out_dir / FUSED_FOLDER)
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
@@ -207,7 +212,7 @@ def evaluate(
         CryPrint(spec, device=device, tta=tta, trim=trim, backend=backend, precision=precision)
         for spec in model_specs
     ]
-    stored = load_fusion(fusion, embedders) if isinstance(fusion, Path) else None
+    stored = load_fusion(fusion, embedders) if fusion is not None and not fit_now else None
     reports, columns = [], []
     with folder_lock(out_dir, "cryprint evaluate"):
         for embedder, name, folder in zip(embedders, names, folders[: len(names)], strict=True):
@@ -218,7 +223,9 @@ def evaluate(
             columns.append(scores)
         if fusion is not None:
             stored = stored or fit_on_dev(embedders, root, progress)
-            fused = _evaluate_fused(stored, names, columns, split, pairs, folders[-1], p_targets)
+            fused = _evaluate_fused(
+                stored, names, columns, (root, split, pairs), folders[-1], p_targets
+            )
             reports.append(fused)
     return reports
 
@@ -235,11 +242,13 @@ def _check_fusion_request(names: list[str], as_norm_top_n: TopN | None) -> None:
 
 
 def _evaluate_fused(
-    stored: StoredFusion, names: list[str], columns: list[np.ndarray], split: str,
-    pairs: pd.DataFrame, folder: Path, p_targets: Sequence[float],
+    stored: StoredFusion, names: list[str], columns: list[np.ndarray],
+    trials: tuple[Path, str, pd.DataFrame], folder: Path, p_targets: Sequence[float],
 ) -> dict[str, Any]:  # fmt: skip
     """The fused scores' output folder: report.json, scores.csv (each model's cosine score
-    and the fused score), fusion.json and the figures, swapped in as a whole."""
+    and the fused score), fusion.json and the figures, swapped in as a whole. ``trials``:
+    the data directory, split and pairs scored."""
+    root, split, pairs = trials
     started = time.perf_counter()
     fused = stored.fusion.apply(stack_scores(columns))
     labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
@@ -261,6 +270,7 @@ def _evaluate_fused(
             "the fusion was fitted on these dev pairs: its dev metrics are optimistic, test "
             "is the fair measure"
             if split == stored.fitted_on.get("split") == "dev"
+            and stored.fitted_on.get("data") == str(root.resolve())
             else None
         ),
         "files": {},
@@ -274,7 +284,8 @@ def _evaluate_fused(
             staging / "scores.csv", pairs, {**scores, "score": fused}, labels
         ).name
         if labels is not None:
-            report["files"].update(write_figures(staging, report, {"score": fused}, labels))
+            figures = write_figures(staging, report, {"score": fused}, labels, "fused score")
+            report["files"].update(figures)
         report["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(staging / REPORT_NAME, to_json(report))
         replace_folder(staging, folder)
@@ -403,30 +414,31 @@ def _write_scores(
 
 
 def write_figures(
-    folder: Path, report: dict[str, Any], scores: dict[str, np.ndarray], labels: np.ndarray
-) -> dict[str, str]:
+    folder: Path, report: dict[str, Any], scores: dict[str, np.ndarray], labels: np.ndarray,
+    score_name: str = "cosine score",
+) -> dict[str, str]:  # fmt: skip
     heading = (
         f"{report.get('title') or report['model']} on {report['split']} ({report['n_pairs']} pairs)"
     )
     files = {}
-    variants = [("score", "", "cosine score", report)]
+    variants = [("score", "", score_name, report)]
     if report["asnorm"] is not None:
         variants.append(("score_asnorm", "_asnorm", "AS-norm score", report["asnorm"]))
     curves = []
-    for column, suffix, score_name, metrics in variants:
+    for column, suffix, name, metrics in variants:
         png = score_histogram_png(
             scores[column],
             labels,
             metrics["threshold"],
-            f"{heading}\n{score_name}s: EER {100 * metrics['eer']:.2f}%",
-            score_name,
+            f"{heading}\n{name}s: EER {100 * metrics['eer']:.2f}%",
+            name,
             report.get("dev_threshold") if column == "score" else None,
         )
         path = atomic_write(
             folder / f"score_histogram{suffix}.png", lambda f, png=png: f.write(png)
         )
         files[f"score_histogram{suffix}"] = path.name
-        curves.append(DetCurve(score_name, scores[column], labels, metrics["eer"]))
+        curves.append(DetCurve(name, scores[column], labels, metrics["eer"]))
     eers = ", ".join(f"{curve.name} EER {100 * curve.eer:.2f}%" for curve in curves)
     png = det_curve_png(curves, f"DET: {heading}\n{eers}")
     files["det_curve"] = atomic_write(folder / "det_curve.png", lambda f: f.write(png)).name

@@ -59,12 +59,32 @@ class StoredFusion:
 
 
 def embedding_options(embedders: Sequence[CryPrint]) -> dict[str, Any]:
-    """How the fused models embed recordings; the same for all of them."""
+    """How the fused models embed recordings: the TTA views and trimming (the same for all of
+    them) and each model's embedding id (its weights, engine and precision: bf16 or int8
+    embeddings have their own)."""
     options = {(embedder.tta, embedder.trim) for embedder in embedders}
     if len(options) != 1:
         raise ConfigError("fused models must embed with the same --tta and trimming")
     tta, trim = options.pop()
-    return {"tta": tta, "trim": trim}
+    return {
+        "tta": tta,
+        "trim": trim,
+        "embedding_ids": [embedder.engine.embedding_id for embedder in embedders],
+    }
+
+
+def labelled_dev_pairs(root: Path) -> pd.DataFrame:
+    """The dev pairs a fusion is fitted on, checked to have labels of both classes.
+
+    Raises:
+        DataError: no labels, or only one class.
+    """
+    pairs = read_pairs(root, "dev")
+    if "label" not in pairs.columns:
+        raise DataError(f"{root}/dev_pairs.csv has no labels: the fusion is fitted on them")
+    if pairs["label"].nunique() != 2:
+        raise DataError(f"{root}/dev_pairs.csv needs same-baby and different-baby pairs")
+    return pairs
 
 
 def split_scores(
@@ -87,9 +107,7 @@ def fit_on_dev(embedders: Sequence[CryPrint], root: Path, progress: bool = False
     """
     if len(embedders) < 2:
         raise ConfigError("fusion needs at least two models (--model A --model B)")
-    pairs = read_pairs(root, "dev")
-    if "label" not in pairs.columns:
-        raise DataError(f"{root}/dev_pairs.csv has no labels: the fusion is fitted on them")
+    pairs = labelled_dev_pairs(root)
     labels = pairs["label"].to_numpy()
     fusion = fit_fusion(split_scores(embedders, root, "dev", pairs, progress), labels)
     fitted_on = {
@@ -127,7 +145,7 @@ def load_fusion(path: Path | str, embedders: Sequence[CryPrint] | None = None) -
             dict(data["embedding"]),
             dict(data["fitted_on"]),
         )
-    except (ModelError, TypeError, ValueError) as error:
+    except (ModelError, TypeError, ValueError, OverflowError) as error:
         raise ModelError(f"fusion file {source} is invalid: {error}") from error
     if len(stored.model_ids) != len(stored.fusion.weights):
         raise ModelError(f"fusion file {source} is invalid: one weight per model is needed")
@@ -145,10 +163,17 @@ def _check_models(source: Path, stored: StoredFusion, embedders: Sequence[CryPri
             why = f"{len(stored.model_ids)} other model(s) (the weights differ)"
         raise ModelError(f"fusion file {source} was fitted for {why}")
     options = embedding_options(embedders)
-    if options != stored.embedding:
+    fitted = {key: stored.embedding.get(key) for key in ("tta", "trim")}
+    if fitted != {key: options[key] for key in ("tta", "trim")}:
         raise ModelError(
-            f"fusion file {source} was fitted on recordings embedded with {stored.embedding}, "
-            f"not {options}: pass the same --tta and trimming, or fit it again with --fuse"
+            f"fusion file {source} was fitted on recordings embedded with {fitted}, not "
+            f"tta {options['tta']}, trim {options['trim']}: pass the same --tta and trimming, "
+            "or fit it again with --fuse"
+        )
+    if stored.embedding.get("embedding_ids") != options["embedding_ids"]:
+        raise ModelError(
+            f"fusion file {source} was fitted on embeddings of another --precision or "
+            "--backend (bf16, int8): use the same ones, or fit it again with --fuse"
         )
 
 

@@ -20,9 +20,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from cryprint.errors import ConfigError, DataError
+from cryprint.errors import ConfigError, DataError, OutputError
 from cryprint.evaluation.embed import (
     RecordingEmbeddings,
+    check_replaceable_embeddings,
+    how_embedded,
     load_embeddings,
     save_embeddings,
     split_keys,
@@ -98,6 +100,10 @@ def merge_shards(
     loaded = {Path(part): _read_part(Path(part)) for part in parts}
     if not loaded:
         raise DataError("no parts to merge")
+    if out is not None:
+        check_replaceable_embeddings(out)
+        if any(Path(out).resolve() == path.resolve() for path in loaded):
+            raise OutputError(f"{out} is one of the parts: choose another --out")
     first = _check_parts(loaded)
     keys, data_id = split_keys(root, first.split)
     if data_id != first.data_id:
@@ -145,14 +151,21 @@ def _check_parts(parts: dict[Path, RecordingEmbeddings]) -> RecordingEmbeddings:
     """The parts agree on everything but their shard, and are shards 1..N once each."""
     first_path, first = next(iter(parts.items()))
     for path, part in parts.items():
-        if not part.shard or not part.store_keys:
+        # A shard of a short split may hold no recording at all (N > recordings).
+        if not part.shard or (part.keys and not part.store_keys):
             raise DataError(f"{path} is not a shard (written by `cryprint embed --shard K/N`)")
         for what in ("split", "model_id", "embedding_id", "data_id"):
             if getattr(part, what) != getattr(first, what):
                 raise DataError(
-                    f"{path} and {first_path} differ in {what.replace('_', ' ')}: "
-                    "they are not parts of one embedding job"
+                    f"{path} and {first_path} differ in {what.replace('_', ' ')}: they are not "
+                    "parts of one embedding job (same model, --precision and --backend?)"
                 )
+    suffixes = {how_embedded(key) for part in parts.values() for key in part.store_keys}
+    if len(suffixes) > 1:
+        raise DataError(
+            f"the parts were embedded with different --tta or trimming ({sorted(suffixes)}): "
+            "they are not parts of one embedding job"
+        )
     shards = {path: parse_shard(part.shard) for path, part in parts.items()}
     counts = {shard.count for shard in shards.values()}
     if len(counts) != 1:

@@ -20,7 +20,7 @@ from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs, read_sample_submission
 from cryprint.errors import DataError
 from cryprint.evaluation.embed import embed_split
-from cryprint.evaluation.fusion import FIT_ON_DEV, resolve_fusion, split_scores
+from cryprint.evaluation.fusion import FIT_ON_DEV, StoredFusion, resolve_fusion, split_scores
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.io import atomic_write_text, writable_target
 from cryprint.models.folder import ModelSpec
@@ -36,6 +36,7 @@ class Submission:
     model_id: str
     as_norm_top_n: int | None
     computed: int = 0  # recordings embedded by the model; the rest came from the store
+    fusion: StoredFusion | None = None  # the fusion of a fused submission
 
 
 def check_submission(submission: pd.DataFrame, sample: pd.DataFrame) -> None:
@@ -149,7 +150,8 @@ def write_fused_submission(
     scores = stored.fusion.apply(split_scores(embedders, root, "test", pairs, progress))
     _write(out, sample, pairs, scores)
     model_id = "+".join(embedder.model_id for embedder in embedders)
-    return Submission(out, len(sample), model_id, None, sum(e.computed for e in embedders))
+    computed = sum(embedder.computed for embedder in embedders)
+    return Submission(out, len(sample), model_id, None, computed, stored)
 
 
 def _checked_sample(root: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

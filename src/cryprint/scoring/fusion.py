@@ -111,7 +111,9 @@ def fit_fusion(scores: ArrayLike, labels: ArrayLike) -> Fusion:
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] == 0:
         raise DataError(f"scores to fuse must be [n_trials, n_inputs], got shape {values.shape}")
-    for column in values.T:
+    for index, column in enumerate(values.T):
         column, target = validate_trials(column, labels)
+        if column.std() == 0:
+            raise DataError(f"all scores of input {index + 1} are equal: it cannot be fused")
     slopes, bias = fit_logistic(values, target)
     return Fusion(weights=tuple(slopes.tolist()), bias=bias, prior=float(target.mean()))
