@@ -185,7 +185,7 @@ def embed_split(
     names = [f"recording {b}{p} of the {split} split ({len(f)} segment(s))" for b, p, f in listed]
 
     def read(index: int) -> np.ndarray:
-        # As Corpus holds audio (int16), so embeddings equal those of the training validation.
+        # As Corpus holds audio (int16), so fp32 embeddings equal the training validation's.
         segments = [to_int16(read_audio(root / name)) for name in listed[index][2]]
         waveform = to_float32(np.concatenate(segments))
         check_recording(waveform, names[index])
