@@ -164,5 +164,5 @@ def test_read_json_names_the_file_and_the_problem(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     with pytest.raises(ModelError, match=r"thing .*bad\.json is not valid JSON"):
         read_json(tmp_path / "bad.json", "thing", ModelError)
-    with pytest.raises(ModelError, match="could not read thing"):
-        read_json(tmp_path, "thing", ModelError)  # a folder
+    with pytest.raises(ModelError, match="is not a regular file"):
+        read_json(tmp_path, "thing", ModelError)  # a folder (or a FIFO: never waited on)
