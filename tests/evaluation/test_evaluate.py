@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from cryprint.errors import OutputError
-from cryprint.evaluation import evaluate as evaluate_module
-from cryprint.evaluation.evaluate import evaluate, format_table, output_names
+from cryprint.evaluation import report as report_module
+from cryprint.evaluation.evaluate import evaluate, output_names
+from cryprint.evaluation.report import format_table
 from cryprint.io import folder_lock
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import load_model, model_identity, save_model_folder
@@ -156,14 +157,14 @@ def test_a_failed_evaluation_leaves_no_file_of_the_new_model(
     evaluate([model_folder], small_corpus, "dev", out)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
 
-    real_atomic_write = evaluate_module.atomic_write
+    real_atomic_write = report_module.atomic_write
 
     def full_disk_at_the_figures(path, write):
         if Path(path).name == "det_curve.png":  # after scores.csv and the embeddings
             raise OutputError(f"{path}: no space left on the device")
         return real_atomic_write(path, write)
 
-    monkeypatch.setattr(evaluate_module, "atomic_write", full_disk_at_the_figures)
+    monkeypatch.setattr(report_module, "atomic_write", full_disk_at_the_figures)
     with pytest.raises(OutputError, match="no space left"):
         evaluate([make_model(5)], small_corpus, "dev", out)
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before

@@ -60,7 +60,8 @@ def _shard(text: str) -> object:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.evaluate import default_output, evaluate, format_table
+    from cryprint.evaluation.evaluate import default_output, evaluate
+    from cryprint.evaluation.report import format_table
 
     out = args.out or default_output(args.model, args.data, args.split)
     reports = evaluate(
@@ -123,7 +124,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.evaluate import format_table
+    from cryprint.evaluation.report import format_table
     from cryprint.evaluation.trials import score_trials
 
     report = score_trials(

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,18 +36,24 @@ from cryprint.evaluation.embed import RecordingEmbeddings, embed_split
 from cryprint.evaluation.fusion import (
     FIT_ON_DEV,
     FUSED_FOLDER,
-    FUSION_NAME,
-    StoredFusion,
     fit_on_dev,
     labelled_dev_pairs,
     load_fusion,
-    save_fusion,
+    write_fused_evaluation,
 )
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
-from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
+from cryprint.evaluation.report import (
+    C_FA,
+    C_MISS,
+    EER_DEFINITION,
+    REPORT_NAME,
+    metrics_or_none,
+    to_json,
+    write_figures,
+    write_scores,
+)
 from cryprint.evaluation.verify import stored_threshold
 from cryprint.io import (
-    atomic_write,
     atomic_write_text,
     check_replaceable_folder,
     folder_lock,
@@ -57,57 +63,14 @@ from cryprint.io import (
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, ModelSpec
 from cryprint.scoring import (
-    compute_auc,
-    compute_eer,
-    compute_min_dcf,
     threshold_at_false_accept_rate,
 )
-from cryprint.scoring.fusion import stack_scores
 from cryprint.training.config import dev_warning
 
 logger = logging.getLogger(__name__)
 
-C_MISS = 1.0
-C_FA = 1.0
 # The false acceptance rate of the low-false-accept threshold stored for verify ("far1").
 FAR_TARGET = 0.01
-# Every evaluation folder holds it (written last): the mark of a folder evaluate may replace.
-REPORT_NAME = "report.json"
-EER_DEFINITION = (
-    "interpolated crossing of the FRR and FAR curves; threshold = the closest operating "
-    "point, accept when score >= threshold"
-)
-
-
-def trial_metrics(
-    scores: np.ndarray, labels: np.ndarray, p_targets: Sequence[float] = (0.05, 0.01)
-) -> dict[str, Any]:
-    """EER (+ threshold), minDCF (+ threshold) at each ``p_target`` and AUC of labelled trials.
-
-    Args:
-        scores: float [n_trials], higher = more likely the same baby.
-        labels: 0/1 [n_trials], 1 = same baby.
-        p_targets: priors for minDCF (``c_miss = c_fa = 1``).
-
-    Returns:
-        ``{"eer", "threshold", "min_dcf": {"0.05": ...}, "min_dcf_threshold": {...}, "auc"}``;
-        fractions, not percentages. A minDCF threshold is None when rejecting every trial is
-        optimal (threshold +inf).
-    """
-    eer = compute_eer(scores, labels)
-    min_dcf: dict[str, float] = {}
-    min_dcf_threshold: dict[str, float | None] = {}
-    for p_target in p_targets:
-        dcf = compute_min_dcf(scores, labels, p_target=p_target, c_miss=C_MISS, c_fa=C_FA)
-        min_dcf[f"{p_target:g}"] = dcf.min_dcf
-        min_dcf_threshold[f"{p_target:g}"] = dcf.threshold if np.isfinite(dcf.threshold) else None
-    return {
-        "eer": eer.eer,
-        "threshold": eer.threshold,
-        "min_dcf": min_dcf,
-        "min_dcf_threshold": min_dcf_threshold,
-        "auc": compute_auc(scores, labels),
-    }
 
 
 def default_output(models: Sequence[ModelSpec], root: Path | str, split: str) -> Path:
@@ -223,7 +186,7 @@ def evaluate(
             columns.append(scores)
         if fusion is not None:
             stored = stored or fit_on_dev(embedders, root, progress)
-            fused = _evaluate_fused(
+            fused = write_fused_evaluation(
                 stored, names, columns, (root, split, pairs), folders[-1], p_targets
             )
             reports.append(fused)
@@ -239,57 +202,6 @@ def _check_fusion_request(names: list[str], as_norm_top_n: TopN | None) -> None:
         raise ConfigError(
             f"a model's output folder would be named {FUSED_FOLDER!r}, the fused scores' folder"
         )
-
-
-def _evaluate_fused(
-    stored: StoredFusion, names: list[str], columns: list[np.ndarray],
-    trials: tuple[Path, str, pd.DataFrame], folder: Path, p_targets: Sequence[float],
-) -> dict[str, Any]:  # fmt: skip
-    """The fused scores' output folder: report.json, scores.csv (each model's cosine score
-    and the fused score), fusion.json and the figures, swapped in as a whole. ``trials``:
-    the data directory, split and pairs scored."""
-    root, split, pairs = trials
-    started = time.perf_counter()
-    fused = stored.fusion.apply(stack_scores(columns))
-    labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
-    report: dict[str, Any] = {
-        "model": f"fused({' + '.join(names)})",
-        "models": names,
-        "model_ids": list(stored.model_ids),
-        "split": split,
-        "n_pairs": len(pairs),
-        "n_target": None if labels is None else int(labels.sum()),
-        "score": "logistic fusion of the models' cosine scores (log-odds at the dev prior)",
-        "fusion": stored.to_dict(),
-        "eer_definition": EER_DEFINITION,
-        "dcf_parameters": {
-            "p_targets": list(p_targets), "c_miss": C_MISS, "c_fa": C_FA, "normalised": True
-        },
-        "asnorm": None,
-        "warning": (
-            "the fusion was fitted on these dev pairs: its dev metrics are optimistic, test "
-            "is the fair measure"
-            if split == stored.fitted_on.get("split") == "dev"
-            and stored.fitted_on.get("data") == str(root.resolve())
-            else None
-        ),
-        "files": {},
-        "cryprint_version": __version__,
-        **metrics_or_none(fused, labels, p_targets),
-    }  # fmt: skip
-    scores = {f"score_{name}": column for name, column in zip(names, columns, strict=True)}
-    with staging_folder(folder) as staging:
-        report["files"]["fusion"] = save_fusion(staging / FUSION_NAME, stored).name
-        report["files"]["scores"] = _write_scores(
-            staging / "scores.csv", pairs, {**scores, "score": fused}, labels
-        ).name
-        if labels is not None:
-            figures = write_figures(staging, report, {"score": fused}, labels, "fused score")
-            report["files"].update(figures)
-        report["seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_text(staging / REPORT_NAME, to_json(report))
-        replace_folder(staging, folder)
-    return report
 
 
 def _evaluate_one(
@@ -320,9 +232,7 @@ def _evaluate_one(
         if asnorm is not None:
             asnorm.update(metrics_or_none(scores["score_asnorm"], labels, p_targets))
         report["dcf_parameters"]["p_targets"] = list(p_targets)
-        report["files"]["scores"] = _write_scores(
-            staging / "scores.csv", pairs, scores, labels
-        ).name
+        report["files"]["scores"] = write_scores(staging / "scores.csv", pairs, scores, labels).name
         if labels is not None:
             report["files"].update(write_figures(staging, report, scores, labels))
         report["seconds"] = round(time.perf_counter() - started, 3)
@@ -389,64 +299,6 @@ def _report(
         "files": {},
         "cryprint_version": __version__,
     }
-
-
-def metrics_or_none(
-    scores: np.ndarray, labels: np.ndarray | None, p_targets: Sequence[float]
-) -> dict[str, Any]:
-    if labels is None:
-        keys = ("eer", "threshold", "min_dcf", "min_dcf_threshold", "auc")
-        return dict.fromkeys(keys)
-    return trial_metrics(scores, labels, p_targets)
-
-
-def _write_scores(
-    path: Path, pairs: pd.DataFrame, scores: dict[str, np.ndarray], labels: np.ndarray | None
-) -> Path:
-    table = pd.DataFrame({"id": pairs["id"].to_numpy(), **scores})
-    if labels is not None:
-        table["label"] = labels
-
-    def write(file: IO[bytes]) -> None:
-        table.to_csv(file, index=False, float_format="%.8g", lineterminator="\n")
-
-    return atomic_write(path, write)
-
-
-def write_figures(
-    folder: Path, report: dict[str, Any], scores: dict[str, np.ndarray], labels: np.ndarray,
-    score_name: str = "cosine score",
-) -> dict[str, str]:  # fmt: skip
-    heading = (
-        f"{report.get('title') or report['model']} on {report['split']} ({report['n_pairs']} pairs)"
-    )
-    files = {}
-    variants = [("score", "", score_name, report)]
-    if report["asnorm"] is not None:
-        variants.append(("score_asnorm", "_asnorm", "AS-norm score", report["asnorm"]))
-    curves = []
-    for column, suffix, name, metrics in variants:
-        png = score_histogram_png(
-            scores[column],
-            labels,
-            metrics["threshold"],
-            f"{heading}\n{name}s: EER {100 * metrics['eer']:.2f}%",
-            name,
-            report.get("dev_threshold") if column == "score" else None,
-        )
-        path = atomic_write(
-            folder / f"score_histogram{suffix}.png", lambda f, png=png: f.write(png)
-        )
-        files[f"score_histogram{suffix}"] = path.name
-        curves.append(DetCurve(name, scores[column], labels, metrics["eer"]))
-    eers = ", ".join(f"{curve.name} EER {100 * curve.eer:.2f}%" for curve in curves)
-    png = det_curve_png(curves, f"DET: {heading}\n{eers}")
-    files["det_curve"] = atomic_write(folder / "det_curve.png", lambda f: f.write(png)).name
-    return files
-
-
-def to_json(payload: Any) -> str:
-    return json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
 
 
 def _model_title_and_threshold(embedder: CryPrint, split: str) -> tuple[str, float | None]:
@@ -534,39 +386,3 @@ def _update_model_evaluation(
                 "frr": reached.frr,
             }
     return atomic_write_text(path, to_json(record))
-
-
-def format_table(reports: Sequence[dict[str, Any]]) -> str:
-    """The models side by side: EER, minDCF at each prior, AUC, number of pairs (one row per
-    model, and one more for its AS-norm scores when present)."""
-    if not reports:
-        return ""
-    p_keys = [f"{p:g}" for p in reports[0]["dcf_parameters"]["p_targets"]]
-    header = ["model", "EER", *[f"minDCF@{key}" for key in p_keys], "AUC", "n_pairs"]
-    rows = []
-    for report in reports:
-        variants = [(report["model"], report)]
-        if report["asnorm"] is not None:
-            variants.append(
-                (f"{report['model']} + AS-norm({report['asnorm']['top_n']})", report["asnorm"])
-            )
-        for label, metrics in variants:
-            if metrics["eer"] is None:
-                values = ["-"] * (2 + len(p_keys))
-            else:
-                values = [
-                    f"{100 * metrics['eer']:.2f}%",
-                    *[f"{metrics['min_dcf'][key]:.4f}" for key in p_keys],
-                    f"{metrics['auc']:.4f}",
-                ]
-            rows.append([label, *values, str(report["n_pairs"])])
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest])
-
-    split = reports[0]["split"]
-    title = f"{split} split, minDCF with c_miss = c_fa = 1 (normalised)"
-    return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, rows)])

@@ -11,6 +11,7 @@ refused, since the weights are only right for the score distributions they were 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cryprint import __version__
 from cryprint.data.layout import read_pairs
 from cryprint.errors import ConfigError, DataError, ModelError
 from cryprint.evaluation.embed import embed_split
 from cryprint.evaluation.pairs import score_pairs
-from cryprint.io import atomic_write_text, read_json
+from cryprint.evaluation.report import (
+    C_FA,
+    C_MISS,
+    EER_DEFINITION,
+    REPORT_NAME,
+    metrics_or_none,
+    to_json,
+    write_figures,
+    write_scores,
+)
+from cryprint.io import atomic_write_text, read_json, replace_folder, staging_folder
 from cryprint.scoring.fusion import Fusion, fit_fusion, stack_scores
 
 if TYPE_CHECKING:
@@ -187,3 +199,54 @@ def resolve_fusion(
     if len(embedders) < 2:
         raise ConfigError("fusion needs at least two models (--model A --model B)")
     return load_fusion(fusion, embedders)
+
+
+def write_fused_evaluation(
+    stored: StoredFusion, names: list[str], columns: list[np.ndarray],
+    trials: tuple[Path, str, pd.DataFrame], folder: Path, p_targets: Sequence[float],
+) -> dict[str, Any]:  # fmt: skip
+    """The fused scores' output folder: report.json, scores.csv (each model's cosine score
+    and the fused score), fusion.json and the figures, swapped in as a whole. ``trials``:
+    the data directory, split and pairs scored."""
+    root, split, pairs = trials
+    started = time.perf_counter()
+    fused = stored.fusion.apply(stack_scores(columns))
+    labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
+    report: dict[str, Any] = {
+        "model": f"fused({' + '.join(names)})",
+        "models": names,
+        "model_ids": list(stored.model_ids),
+        "split": split,
+        "n_pairs": len(pairs),
+        "n_target": None if labels is None else int(labels.sum()),
+        "score": "logistic fusion of the models' cosine scores (log-odds at the dev prior)",
+        "fusion": stored.to_dict(),
+        "eer_definition": EER_DEFINITION,
+        "dcf_parameters": {
+            "p_targets": list(p_targets), "c_miss": C_MISS, "c_fa": C_FA, "normalised": True
+        },
+        "asnorm": None,
+        "warning": (
+            "the fusion was fitted on these dev pairs: its dev metrics are optimistic, test "
+            "is the fair measure"
+            if split == stored.fitted_on.get("split") == "dev"
+            and stored.fitted_on.get("data") == str(root.resolve())
+            else None
+        ),
+        "files": {},
+        "cryprint_version": __version__,
+        **metrics_or_none(fused, labels, p_targets),
+    }  # fmt: skip
+    scores = {f"score_{name}": column for name, column in zip(names, columns, strict=True)}
+    with staging_folder(folder) as staging:
+        report["files"]["fusion"] = save_fusion(staging / FUSION_NAME, stored).name
+        report["files"]["scores"] = write_scores(
+            staging / "scores.csv", pairs, {**scores, "score": fused}, labels
+        ).name
+        if labels is not None:
+            figures = write_figures(staging, report, {"score": fused}, labels, "fused score")
+            report["files"].update(figures)
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        atomic_write_text(staging / REPORT_NAME, to_json(report))
+        replace_folder(staging, folder)
+    return report

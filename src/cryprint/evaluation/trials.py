@@ -28,7 +28,7 @@ import pandas as pd
 
 from cryprint import __version__
 from cryprint.errors import DataError
-from cryprint.evaluation.evaluate import (
+from cryprint.evaluation.report import (
     C_FA,
     C_MISS,
     EER_DEFINITION,
