@@ -161,24 +161,48 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# Table rows in this order; "+ TTA5" rows are the same models embedded with 5 views.
+ROW_ORDER = [
+    "baseline",
+    "baseline + TTA5",
+    "train+dev-B",
+    "train+dev-B + TTA5",
+    "augment-light",
+    "augment-light + TTA5",
+    "augment-strong",
+    "augment-strong + TTA5",
+    "train+dev-B+light",
+    "train+dev-B+light + TTA5",
+    "aam",
+    "fusion aam+baseline",
+]
+
+
 def summary(results: dict[str, Any]) -> str:
-    """One row per difficulty x option: dev/test EER and minDCF per seed and their mean."""
+    """One row per difficulty x option: dev/test EER per seed and their mean, mean minDCF."""
     grouped: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for name, result in results.items():
         difficulty, seed, variant, tta = name.split("/")
         label = variant if tta == "tta1" else f"{variant} + TTA{tta[3:]}"
         grouped.setdefault((difficulty, label), {})[seed] = result
+
+    def order(item: tuple[tuple[str, str], Any]) -> tuple[float, int]:
+        (difficulty, label), _ = item
+        return float(difficulty[1:]), ROW_ORDER.index(label)
+
     rows = []
-    for (difficulty, label), by_seed in sorted(grouped.items()):
-        cells = [difficulty[1:], label]
+    for (difficulty, label), by_seed in sorted(grouped.items(), key=order):
+        seeds = sorted(by_seed)
+        cells = [difficulty[1:], label, " / ".join(seed[4:] for seed in seeds)]
         for split in ("dev", "test"):
-            eers = [100 * r[split]["eer"] for _, r in sorted(by_seed.items())]
-            dcfs = [r[split]["min_dcf"] for _, r in sorted(by_seed.items())]
-            cells.append(f"{sum(eers) / len(eers):.2f} ({' / '.join(f'{e:.2f}' for e in eers)})")
+            eers = [100 * by_seed[seed][split]["eer"] for seed in seeds]
+            dcfs = [by_seed[seed][split]["min_dcf"] for seed in seeds]
+            per_seed = f" ({' / '.join(f'{e:.2f}' for e in eers)})" if len(eers) > 1 else ""
+            cells.append(f"{sum(eers) / len(eers):.2f}{per_seed}")
             cells.append(f"{sum(dcfs) / len(dcfs):.3f}")
         rows.append(cells)
-    header = ["difficulty", "option", "dev EER % (seeds)", "dev minDCF", "test EER % (seeds)"]
-    return table([*header, "test minDCF"], rows)
+    header = ["difficulty", "option", "seeds", "dev EER % (per seed)", "dev minDCF"]
+    return table([*header, "test EER % (per seed)", "test minDCF"], rows)
 
 
 def main() -> None:
