@@ -76,6 +76,9 @@ def test_a_stored_fusion_applies_only_to_its_models(
     assert "optimistic" in report["warning"]  # dev metrics of a dev-fitted fusion
     reports = evaluate(two_models, small_corpus, "test", tmp_path / "test", fusion=stored)
     assert load_fusion(tmp_path / "test" / "fused" / "fusion.json") == load_fusion(stored)
+    # Fitted from the dev evaluation's own scores or from a fresh embedding of dev: the same.
+    refit = evaluate(two_models, small_corpus, "test", tmp_path / "refit", fusion="dev")
+    assert refit[-1]["fusion"]["fusion"] == load_fusion(stored).fusion.to_dict()
     assert reports[-1]["fusion"]["fitted_on"]["split"] == "dev"
     with pytest.raises(ModelError, match="another order"):
         evaluate(two_models[::-1], small_corpus, "test", tmp_path / "x", fusion=stored)

@@ -65,6 +65,7 @@ from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, Mode
 from cryprint.scoring import (
     threshold_at_false_accept_rate,
 )
+from cryprint.scoring.fusion import stack_scores
 from cryprint.training.config import dev_warning
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,9 @@ def evaluate(
             reports.append(report)
             columns.append(scores)
         if fusion is not None:
-            stored = stored or fit_on_dev(embedders, root, progress)
+            # On the dev split the models' scores are those the fit needs: not computed twice.
+            dev_scores = stack_scores(columns) if split == "dev" else None
+            stored = stored or fit_on_dev(embedders, root, progress, dev_scores)
             fused = write_fused_evaluation(
                 stored, names, columns, (root, split, pairs), folders[-1], p_targets
             )

@@ -111,8 +111,17 @@ def split_scores(
     )
 
 
-def fit_on_dev(embedders: Sequence[CryPrint], root: Path, progress: bool = False) -> StoredFusion:
+def fit_on_dev(
+    embedders: Sequence[CryPrint],
+    root: Path,
+    progress: bool = False,
+    dev_scores: np.ndarray | None = None,
+) -> StoredFusion:
     """Fit the fusion of these models on the labelled dev pairs of ``root``.
+
+    Args:
+        dev_scores: the models' cosine scores of the dev pairs, float [n_pairs, n_models], when
+            already computed (an evaluation of the dev split); else they are computed here.
 
     Raises:
         ConfigError: fewer than two models. DataError: dev pairs without labels.
@@ -121,7 +130,8 @@ def fit_on_dev(embedders: Sequence[CryPrint], root: Path, progress: bool = False
         raise ConfigError("fusion needs at least two models (--model A --model B)")
     pairs = labelled_dev_pairs(root)
     labels = pairs["label"].to_numpy()
-    fusion = fit_fusion(split_scores(embedders, root, "dev", pairs, progress), labels)
+    if dev_scores is None:
+        dev_scores = split_scores(embedders, root, "dev", pairs, progress)
     fitted_on = {
         "split": "dev",
         "data": str(root.resolve()),
@@ -129,7 +139,10 @@ def fit_on_dev(embedders: Sequence[CryPrint], root: Path, progress: bool = False
         "n_target": int(labels.sum()),
     }
     return StoredFusion(
-        fusion, tuple(e.model_id for e in embedders), embedding_options(embedders), fitted_on
+        fit_fusion(dev_scores, labels),
+        tuple(e.model_id for e in embedders),
+        embedding_options(embedders),
+        fitted_on,
     )
 
 
