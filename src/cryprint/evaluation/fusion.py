@@ -70,7 +70,7 @@ class StoredFusion:
         }
 
 
-def embedding_options(embedders: Sequence[CryPrint]) -> dict[str, Any]:
+def how_models_embed(embedders: Sequence[CryPrint]) -> dict[str, Any]:
     """How the fused models embed recordings: the TTA views and trimming (the same for all of
     them) and each model's embedding id (its weights, engine and precision: bf16 or int8
     embeddings have their own)."""
@@ -141,7 +141,7 @@ def fit_on_dev(
     return StoredFusion(
         fit_fusion(dev_scores, labels),
         tuple(e.model_id for e in embedders),
-        embedding_options(embedders),
+        how_models_embed(embedders),
         fitted_on,
     )
 
@@ -187,7 +187,7 @@ def _check_models(source: Path, stored: StoredFusion, embedders: Sequence[CryPri
         else:
             why = f"{len(stored.model_ids)} other model(s) (the weights differ)"
         raise ModelError(f"fusion file {source} was fitted for {why}")
-    options = embedding_options(embedders)
+    options = how_models_embed(embedders)
     fitted = {key: stored.embedding.get(key) for key in ("tta", "trim")}
     if fitted != {key: options[key] for key in ("tta", "trim")}:
         raise ModelError(
