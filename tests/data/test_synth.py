@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from cryprint.data import synth
-from cryprint.data.synth import SAMPLE_RATE, generate_corpus, split_counts
+from cryprint.data.synth import MAX_DIFFICULTY, SAMPLE_RATE, generate_corpus, split_counts
 from cryprint.errors import DataError
 from cryprint.scoring.metrics import compute_eer
 
@@ -323,6 +323,8 @@ def test_a_crash_leaves_no_metadata_and_a_rerun_recovers(tmp_path, monkeypatch) 
         ({"difficulty": -0.1}, "difficulty"),
         ({"difficulty": float("nan")}, "difficulty"),
         ({"difficulty": float("inf")}, "difficulty"),
+        ({"difficulty": 1e308}, "difficulty"),  # wrote a corpus of silence, exit 0
+        ({"difficulty": 5.01}, "difficulty"),
         ({"difficulty": "hard"}, "difficulty"),
         ({"segments_per_recording": (0, 3)}, "segments_per_recording"),
         ({"segments_per_recording": (5, 4)}, "segments_per_recording"),
@@ -424,3 +426,14 @@ def test_default_corpus_size_and_durations(tmp_path: Path) -> None:
     quartiles = durations.quantile([0.25, 0.5, 0.75]).to_numpy()
     assert quartiles == pytest.approx([0.58, 0.77, 1.05], abs=0.05)
     assert summary.bytes_written > 2 * SAMPLE_RATE * summary.total_seconds  # int16 samples
+
+
+@pytest.mark.filterwarnings("error")  # an overflow on the way is a failure, not a warning
+def test_the_largest_difficulty_still_gives_sound(tmp_path: Path) -> None:
+    generate_corpus(
+        tmp_path / "corpus", babies=20, seed=0, difficulty=MAX_DIFFICULTY,
+        segments_per_recording=(1, 2),
+    )  # fmt: skip
+    for path in sorted((tmp_path / "corpus" / "audio").rglob("*.wav"))[:40]:
+        audio, _ = soundfile.read(path, dtype="int16")
+        assert np.abs(audio).max() > 100, path

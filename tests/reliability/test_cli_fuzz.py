@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import socket
 import stat
 from collections import Counter
@@ -62,8 +63,6 @@ def sandbox(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     corpus.mkdir(parents=True)
     for name in ("metadata.csv", "dev_pairs.csv", "test_pairs.csv", "sample_submission.csv"):
         (corpus / name).write_bytes((small_corpus / name).read_bytes())
-    import shutil
-
     shutil.copytree(small_corpus / "audio", corpus / "audio", copy_function=os.link)
     model = save_model_folder(CryEmbedder(ModelConfig.small(8)), root / "inputs" / "model")
     inputs = root / "inputs"
@@ -120,12 +119,35 @@ def _paths(box: dict[str, Path], flag: str, output: bool) -> st.SearchStrategy[s
     return st.one_of(valid, valid, hostile)
 
 
+def _option(line: list[str], flag: str) -> str | None:
+    return line[line.index(flag) + 1] if flag in line[:-1] else None
+
+
+def _default_outputs(line: list[str]) -> list[Path]:
+    """The README's default output folders, where the command line gives no --out: evaluate
+    writes ``evaluation-SPLIT`` beside a single model folder (else ``DATA-evaluation-SPLIT``
+    beside the data), score writes ``TRIALS-scores`` beside the trials file."""
+    if "--out" in line:
+        return []
+    if line[0] == "evaluate":
+        split, model = _option(line, "--split") or "dev", _option(line, "--model")
+        if line.count("--model") == 1 and model and Path(model).is_dir():
+            return [Path(model).resolve().parent / f"evaluation-{split}"]
+        data = Path(_option(line, "--data") or ".").resolve()
+        return [data.parent / f"{data.name}-evaluation-{split}"]
+    if line[0] == "score" and _option(line, "--trials"):
+        trials = Path(_option(line, "--trials"))
+        return [trials.parent / f"{trials.stem}-scores"]
+    return []
+
+
 def _named_outputs(line: list[str]) -> list[Path]:
-    """What the command line names as outputs: the values of output options, and a model folder
-    that model-card writes its card into."""
+    """What the command line names as outputs: the values of output options, their documented
+    defaults, and a model folder that model-card writes its card into."""
     named = [Path(line[i + 1]) for i, word in enumerate(line[:-1]) if word in OUTPUT_OPTIONS]
     if line[0] == "model-card" and "--model" in line:
         named.append(Path(line[line.index("--model") + 1]))
+    named += _default_outputs(line)
     return [path.absolute() for path in named if str(path).strip()]
 
 
@@ -197,6 +219,33 @@ def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     monkeypatch.setattr("cryprint.data.download.hub_constants.HF_HUB_OFFLINE", True)
 
 
+def _keeps_its_promises(line: list[str], box: dict[str, Path], capsys) -> int:
+    """Run one command line; assert a documented exit code, no traceback, and no change outside
+    the outputs it names (or their documented defaults)."""
+    outputs = _named_outputs(line)
+    before = _snapshot(box["inputs"], outputs)
+    try:
+        code = cli.main(line)
+    except SystemExit as exit_:  # argparse's own refusal of a command line
+        code = exit_.code if isinstance(exit_.code, int) else 2
+    err = capsys.readouterr().err
+    assert code in DOCUMENTED_EXIT_CODES, (line, code, err)
+    assert "internal error" not in err and "Traceback" not in err, (line, err)
+    assert _snapshot(box["inputs"], outputs) == before, line
+    return code
+
+
+# Fixed by default, so that CI runs the same command lines every time (a red CI blocks a landing);
+# CRYPRINT_FUZZ=random draws new ones on each run, CRYPRINT_FUZZ_EXAMPLES=N draws more.
+FUZZ_SETTINGS = settings(
+    max_examples=int(os.environ.get("CRYPRINT_FUZZ_EXAMPLES", EXAMPLES_PER_COMMAND)),
+    derandomize=os.environ.get("CRYPRINT_FUZZ", "fixed") != "random",
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_random_command_lines_keep_their_promises(
     command: str,
@@ -208,27 +257,31 @@ def test_random_command_lines_keep_their_promises(
     monkeypatch.chdir(sandbox["outputs"])
     codes: Counter[int] = Counter()
 
-    @settings(
-        max_examples=EXAMPLES_PER_COMMAND,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    @FUZZ_SETTINGS
     @given(command_lines(command, sandbox))
     def run(line: list[str]) -> None:
-        outputs = _named_outputs(line)
-        before = _snapshot(sandbox["inputs"], outputs)
-        try:
-            code = cli.main(line)
-        except SystemExit as exit_:  # argparse's own refusal of a command line
-            code = exit_.code if isinstance(exit_.code, int) else 2
-        err = capsys.readouterr().err
+        code = _keeps_its_promises(line, sandbox, capsys)
         event(f"exit {code}")
         codes[code] += 1
-        assert code in DOCUMENTED_EXIT_CODES, (line, code, err)
-        assert "internal error" not in err and "Traceback" not in err, (line, err)
-        assert _snapshot(sandbox["inputs"], outputs) == before, line
 
     run()
     with capsys.disabled():
         print(f"\n{command}: {sum(codes.values())} command lines, exit codes {dict(codes)}")
+
+
+def test_evaluate_without_out_writes_only_its_documented_default(
+    sandbox: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The line CI's random fuzz drew (once, then again while shrinking): an evaluation with no
+    --out goes to evaluation-dev beside the model folder, and a second one replaces it there."""
+    _fast_stand_ins(monkeypatch, sandbox["root"])
+    monkeypatch.chdir(sandbox["outputs"])
+    line = ["evaluate", "--model", str(sandbox["model"]), "--data", str(sandbox["corpus"]),
+            "--as-norm", "--json", "--tta", "1", "--no-trim"]  # fmt: skip
+    default = sandbox["model"].parent / "evaluation-dev"
+    try:
+        assert _keeps_its_promises(line, sandbox, capsys) == 0
+        assert (default / "report.json").is_file()
+        assert _keeps_its_promises(line, sandbox, capsys) == 0
+    finally:
+        shutil.rmtree(default, ignore_errors=True)

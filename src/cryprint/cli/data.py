@@ -56,7 +56,9 @@ def add_data(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--dest", type=Path, required=True, help="the corpus folder to write")
     synth.add_argument("--babies", type=int, default=240, help="babies in all splits (20-5000)")
     synth.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
-    synth.add_argument("--difficulty", type=float, default=1.0, help="0 easy, 1 default, 2 hard")
+    synth.add_argument(
+        "--difficulty", type=float, default=1.0, help="0 easy, 1 default, 2 hard (at most 5)"
+    )
     synth.add_argument(
         "--overwrite",
         action="store_true",

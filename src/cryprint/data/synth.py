@@ -52,6 +52,9 @@ __all__ = [
 MARKER_NAME = ".cryprint_synth.json"
 MIN_BABIES = 20
 MAX_BABIES = 5000
+# Beyond this recordings fall silent (levels drawn ±20 dB and more), and far beyond (~1000) the
+# draws overflow and the audio is NaN: a corpus of silence written with exit 0.
+MAX_DIFFICULTY = 5.0
 
 _GENERATOR_NAME = "cryprint.data.synth"
 _FORMAT_VERSION = 1
@@ -152,8 +155,8 @@ def generate_corpus(
             synthetic corpus (recognised by its ``.cryprint_synth.json``) and ``overwrite``.
         babies: babies in the corpus, 20–5000 (split as :func:`split_counts` says).
         seed: any non-negative integer; the same arguments give byte-identical files.
-        difficulty: ≥ 0; scales within-baby variation, B→D drift and channel/noise (0 easy,
-            1 default, 2 much harder). See :mod:`cryprint.data.cry_model`.
+        difficulty: 0 to 5; scales within-baby variation, B→D drift and channel/noise (0 easy,
+            1 default, 2 much harder, 5 at most). See :mod:`cryprint.data.cry_model`.
         segments_per_recording: (fewest, most) expirations per (baby, period), drawn
             uniformly. The default (4, 14) gives about 55 minutes of audio for 240 babies.
         overwrite: replace the synthetic corpus in ``dest``: its ``audio/``, CSVs and marker
@@ -179,8 +182,10 @@ def generate_corpus(
         difficulty = float(difficulty)
     except (TypeError, ValueError) as error:
         raise DataError(f"difficulty must be a number >= 0, got {difficulty!r}") from error
-    if not math.isfinite(difficulty) or difficulty < 0:
-        raise DataError(f"difficulty must be a finite number >= 0, got {difficulty!r}")
+    if not math.isfinite(difficulty) or not 0 <= difficulty <= MAX_DIFFICULTY:
+        raise DataError(
+            f"difficulty must be a number from 0 to {MAX_DIFFICULTY:g}, got {difficulty!r}"
+        )
     fewest, most = _check_segment_range(segments_per_recording)
 
     dest = Path(dest)
