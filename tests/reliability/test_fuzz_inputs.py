@@ -65,7 +65,7 @@ TRICKY = [*',"\n\r\t ;.\\/:0123456789-+eEinfaNBD_x~é\x00\ufeff', "..", "nan", "
 
 
 PEAK_LIMIT = 2.0**32  # twice the largest integer PCM value: room for resampling overshoot
-# No example database: each run draws its own cases, and nothing is written to the checkout.
+# No example database: nothing is written to the checkout (the examples: tests/conftest.py).
 FUZZ = {"deadline": None, "database": None}
 
 
