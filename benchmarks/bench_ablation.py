@@ -27,6 +27,7 @@ from common import machine_description, table
 from cryprint.data.synth import MARKER_NAME, generate_corpus
 from cryprint.demo import DEMO_TRAINING, DemoSettings
 from cryprint.io import atomic_write_text
+from cryprint.options import EmbeddingOptions
 from cryprint.training.checkpoints import INDEX_NAME
 from cryprint.training.config import make_config
 
@@ -114,7 +115,9 @@ def evaluate_model(model: Path, root: Path, folder: Path, tta: int) -> dict[str,
 
     result = {}
     for split in ("dev", "test"):
-        report = evaluate([model], root, split, folder / split, tta=tta)[0]
+        report = evaluate(
+            [model], root, split, folder / split, embedding=EmbeddingOptions(tta=tta)
+        )[0]
         result[split] = {"eer": report["eer"], "min_dcf": report["min_dcf"]["0.05"]}
     return result
 

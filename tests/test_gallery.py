@@ -22,6 +22,7 @@ from cryprint.errors import ConfigError, DataError, ModelError
 from cryprint.gallery import Gallery, baby_centroids, check_baby_id, enroll, identify
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import save_model_folder
+from cryprint.options import EmbeddingOptions
 from cryprint.store import EmbeddingStore, audio_key
 
 MODEL_A = "a" * 64
@@ -177,6 +178,51 @@ def test_cli_refuses_another_models_gallery(
     assert main([*query, "--model", str(other)]) == ModelError.exit_code
     assert "not of this model" in capsys.readouterr().err
     assert gallery.read_bytes() == before
+
+
+def test_a_gallery_embedded_otherwise_is_refused(
+    small_corpus: Path, model_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Enrolled with 3 TTA views, a cry embedded with 1 view (or untrimmed) is refused, naming
+    both ways; the same options identify. Before the gallery recorded how it was embedded,
+    both were accepted and compared embeddings of different kinds."""
+    gallery, cry = tmp_path / "ward.db", _recording(small_corpus, "anonymous000", "B")
+    model = ["--model", str(model_folder)]
+    assert main(["enroll", "--gallery", str(gallery), *model, "--tta", "3", "--baby", "x",
+                 str(cry)]) == 0  # fmt: skip
+    before = gallery.read_bytes()
+    query = ["identify", "--gallery", str(gallery), *model, "--threshold", "0.5", str(cry)]
+    assert main(query) == ModelError.exit_code
+    err = capsys.readouterr().err
+    assert "3 views, trimmed" in err and "1 view, trimmed" in err and "--tta" in err
+    assert main([*query, "--tta", "3", "--no-trim"]) == ModelError.exit_code
+    again = ["enroll", "--gallery", str(gallery), *model, "--baby", "y", str(cry)]
+    assert main(again) == ModelError.exit_code  # an enrolment made otherwise, too
+    assert gallery.read_bytes() == before
+    assert main([*query, "--tta", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["best"] == "x"
+    assert main(["gallery", "list", "--gallery", str(gallery)]) == 0
+    assert "(torch fp32, 3 views, trimmed)" in capsys.readouterr().out
+
+
+def test_bf16_and_fp32_share_a_gallery_and_older_galleries_still_open(
+    small_corpus: Path, model_folder: Path, tmp_path: Path
+) -> None:
+    """precision="auto" picks bf16 on some machines and fp32 on others: a gallery enrolled on
+    one serves the other (cosine >= 0.9999). A gallery made before the embedding was recorded
+    is checked by model only."""
+    cry = _recording(small_corpus, "anonymous001", "B")
+    gallery = tmp_path / "ward.db"
+    bf16 = EmbeddingOptions(precision="bf16")
+    enroll(model_folder, gallery, "x", [cry], embedding=bf16)
+    found = identify(model_folder, gallery, cry, 0.5, embedding=EmbeddingOptions(precision="fp32"))
+    assert found.best.baby_id == "x" and found.best.score > 0.999
+    older = tmp_path / "older.db"
+    loaded = CryPrint(model_folder, store=False)
+    with Gallery.create_or_open(older, loaded.model_id, loaded.embedding_dim) as g:
+        g.enrol("x", [np.ones(loaded.embedding_dim)], ["x-0"])
+        assert "scoring_key" not in g.meta
+    assert identify(model_folder, older, cry, 0.5, embedding=EmbeddingOptions(tta=2)).n_babies == 1
 
 
 def _sqlite_without_meta(path: Path) -> None:

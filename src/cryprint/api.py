@@ -23,8 +23,9 @@ from numpy.typing import NDArray
 from cryprint.data.activity import trim_to_cry
 from cryprint.data.inputs import check_recording, read_recording, recording_files
 from cryprint.engines import make_engine
-from cryprint.errors import AudioError, ConfigError
+from cryprint.errors import AudioError
 from cryprint.evaluation.verify import operating_point
+from cryprint.options import EmbeddingOptions
 from cryprint.progress import Progress
 from cryprint.scoring import cosine_matrix
 from cryprint.scoring.verdict import Verdict
@@ -62,7 +63,8 @@ class CryPrint:
             (benchmarks/bench_activity.py).
 
     Raises:
-        ModelError, HubError: the model cannot be loaded. ConfigError: no such device.
+        ModelError, HubError: the model cannot be loaded. ConfigError: no such device, an
+            unknown backend or precision, or a bad number of TTA views.
     """
 
     def __init__(
@@ -76,15 +78,40 @@ class CryPrint:
         backend: str = "auto",
         precision: str = "auto",
     ) -> None:
-        if isinstance(tta, bool) or not isinstance(tta, int) or not 1 <= tta <= 64:
-            raise ConfigError(f"tta must be a whole number of views from 1 to 64, got {tta!r}")
+        self.options = EmbeddingOptions(device, backend, precision, tta, trim)
         self.tta, self.trim = tta, trim
-        self.engine = make_engine(model, backend, device, precision)
+        self.engine = make_engine(model, self.options)
         self.backend = "onnx" if hasattr(self.engine, "runtime") else "torch"
         self.loaded = self.engine.loaded  # what thresholds and calibrations belong to
         self.model_id = self.engine.model_id
         self.store = open_store(store)
         self.computed = 0  # recordings embedded by the model (not found in the store)
+
+    @property
+    def embedding_key(self) -> str:
+        """The identity of the embeddings made here: the engine's (weights, and bf16 or int8
+        arithmetic) plus the TTA views and trimming. Embeddings of two keys are never mixed."""
+        return self.engine.embedding_id + self._key_suffix
+
+    @property
+    def scoring_key(self) -> str:
+        """What two embeddings must share to be scored against each other (a gallery's
+        enrolments and a cry): :attr:`embedding_key`, except that bf16 and fp32 arithmetic
+        match — their embeddings' cosine is >= 0.9999 (measured), so a gallery enrolled where
+        ``precision="auto"`` picks bf16 serves a machine where it picks fp32."""
+        engine_id = self.model_id if self.engine.arithmetic == "bf16" else self.engine.embedding_id
+        return engine_id + self._key_suffix
+
+    @property
+    def embedding_description(self) -> str:
+        """How recordings are embedded here, in words (``torch fp32, 1 view, trimmed``)."""
+        views = f"{self.tta} view{'s' if self.tta > 1 else ''}"
+        trimmed = "trimmed" if self.trim else "untrimmed"
+        return f"{self.backend} {self.engine.arithmetic}, {views}, {trimmed}"
+
+    @property
+    def _key_suffix(self) -> str:
+        return (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
 
     @property
     def source(self) -> str:
@@ -122,8 +149,7 @@ class CryPrint:
         """The embedding store's keys of recordings with these audio keys, as embedded here
         (the TTA views and trimming are part of the key; the model is the store's model id,
         ``self.engine.embedding_id``)."""
-        suffix = (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
-        return [f"{key}{suffix}" for key in audio_keys]
+        return [f"{key}{self._key_suffix}" for key in audio_keys]
 
     def embed_keyed(
         self,

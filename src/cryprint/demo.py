@@ -23,6 +23,7 @@ from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.submit import write_submission
 from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
+from cryprint.options import EmbeddingOptions
 from cryprint.recipes import RECIPES
 from cryprint.training.config import TrainConfig, make_config
 from cryprint.training.trainer import train
@@ -133,10 +134,13 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
         {"trained_by": "nobody", "initial_weights": "random", "seed": config.seed},
     )
     results: dict[str, Any] = {"before": {}, "after": {}}
+    embedding = EmbeddingOptions(device=config.device, tta=settings.tta)
     for split in ("dev", "test"):
         say(f"evaluating the untrained model on {split} ...")
         folder = settings.out / "evaluation" / "untrained" / split
-        results["before"][split] = evaluate([untrained], root, split, folder, tta=settings.tta)[0]
+        results["before"][split] = evaluate([untrained], root, split, folder, embedding=embedding)[
+            0
+        ]
         results["before"][split]["folder"] = str(folder)
     say(
         f"training ({config.method}, ECAPA channels {config.channels}, {config.epochs} "
@@ -146,7 +150,9 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     for split in ("dev", "test"):
         say(f"evaluating the trained model on {split} ...")
         folder = settings.out / "evaluation" / settings.method / split
-        results["after"][split] = evaluate([trained.best], root, split, folder, tta=settings.tta)[0]
+        results["after"][split] = evaluate(
+            [trained.best], root, split, folder, embedding=embedding
+        )[0]
         results["after"][split]["folder"] = str(folder)
     results["table"] = before_after_table(results, settings.method)
     results["seconds_per_epoch"] = sum(r["seconds"] for r in trained.history[1:]) / max(
@@ -194,11 +200,12 @@ def run_full(
     download_cryceleb(data, progress=not quiet)
     config = make_config({"data": str(data), "run": str(run), **chosen.training})
     trained = train(config, quiet=quiet)
+    embedding = EmbeddingOptions(device="auto", tta=chosen.tta)
     reports = {
         split: evaluate(
-            [trained.best], data, split, out / split, as_norm_top_n="auto", tta=chosen.tta
+            [trained.best], data, split, out / split, as_norm_top_n="auto", embedding=embedding
         )[0]
         for split in ("dev", "test")
     }
-    write_submission(trained.best, data, out / "submission.csv", tta=chosen.tta)
+    write_submission(trained.best, data, out / "submission.csv", embedding=embedding)
     return reports

@@ -18,11 +18,8 @@ import numpy as np
 
 from cryprint.errors import ConfigError, ModelError
 from cryprint.models.files import FolderRef
+from cryprint.options import EmbeddingOptions
 from cryprint.tta import embed_views
-
-BACKENDS = ("auto", "torch", "onnx")
-# auto: bf16 autocast where the hardware runs it natively (cryprint.models.device), else fp32.
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class TorchEngine:
@@ -39,6 +36,7 @@ class TorchEngine:
         self.model_id = model_identity(self.loaded)
         # bf16 embeddings differ slightly from fp32 ones (cosine >= 0.9999 on the demo model):
         # stored under their own id.
+        self.arithmetic = "fp32" if self.autocast is None else "bf16"
         self.embedding_id = self.model_id + ("|bf16" if self.autocast is not None else "")
         self.embedding_dim = self.loaded.model.config.embedding_dim
 
@@ -66,6 +64,7 @@ class OnnxEngine:
         self.model_id = self.runtime.model_id
         # int8 embeddings differ from the source model's: stored under their own identity.
         self.embedding_id = self.runtime.embedding_id
+        self.arithmetic = "int8" if self.runtime.spec.int8 else "fp32"
         self.embedding_dim = self.runtime.embedding_dim
 
     def embed(self, waveforms: list[np.ndarray], names: list[str], tta: int = 1) -> np.ndarray:
@@ -86,19 +85,15 @@ def has_onnx_export(model: Any) -> bool:
         return False
 
 
-def make_engine(
-    model: Any, backend: str = "auto", device: str = "cpu", precision: str = "auto"
-) -> Any:
-    """The engine for ``model`` (see the module docstring); ``precision`` applies to torch.
+def make_engine(model: Any, options: EmbeddingOptions) -> Any:
+    """The engine for ``model`` (see the module docstring) with ``options``' backend, device
+    and precision (the precision applies to torch).
 
     Raises:
-        ConfigError: an unknown backend or precision, ONNX asked of a model without an export,
-            on a device other than the CPU or in bf16. ModelError: onnxruntime is not installed.
+        ConfigError: ONNX asked of a model without an export, on a device other than the CPU
+            or in bf16. ModelError: onnxruntime is not installed.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    backend, device, precision = options.backend, options.device, options.precision
     if precision == "bf16" and backend == "auto":
         backend = "torch"  # bf16 is the torch engine's; an ONNX export runs fp32 or int8
     onnx_ready = importlib.util.find_spec("onnxruntime") is not None

@@ -7,8 +7,12 @@ accepted only when its score reaches the threshold — otherwise "none of these 
 A gallery is one SQLite file (WAL journal), with three tables:
 
 - ``meta(key, value)``: the format, the model identity (:func:`cryprint.models.folder.
-  model_identity`), the embedding dimension, the model's source, the cryprint version and the
-  creation time. A gallery holds one model's embeddings: opening it for another model fails.
+  model_identity`), the embedding dimension, the model's source, how recordings were embedded
+  (``scoring_key``: :attr:`cryprint.CryPrint.scoring_key`, and in words ``embedding``), the
+  cryprint version and the creation time. A gallery holds one model's embeddings, made one way:
+  opening it for another model, or to embed cries otherwise (int8, other TTA views or trimming),
+  fails; fp32 and bf16 arithmetic are interchangeable. Galleries made before ``scoring_key``
+  existed are checked by model only.
 - ``babies(baby_id, created)``.
 - ``enrolments(id, baby_id, source, audio_key, vector, created)``: one row per enrolled
   recording, its embedding as float32 bytes. An audio content (``audio_key``) is enrolled at most
@@ -47,6 +51,7 @@ from numpy.typing import ArrayLike
 from cryprint import __version__
 from cryprint.data.inputs import recording_files
 from cryprint.errors import ConfigError, DataError, ModelError, OutputError
+from cryprint.options import EmbeddingOptions
 from cryprint.scoring import cosine_matrix, unit_rows
 from cryprint.store import audio_key
 
@@ -362,9 +367,16 @@ class Gallery:
         self.dim = int(meta["dim"])
 
     @classmethod
-    def open(cls, path: Path | str, model_id: str | None = None, dim: int | None = None) -> Gallery:
-        """Open an existing gallery; with ``model_id`` (and ``dim``), check it holds that
-        model's embeddings.
+    def open(
+        cls,
+        path: Path | str,
+        model_id: str | None = None,
+        dim: int | None = None,
+        scoring_key: str | None = None,
+        embedding: str = "",
+    ) -> Gallery:
+        """Open an existing gallery; with ``model_id`` (and ``dim``, ``scoring_key``), check
+        it holds that model's embeddings, made that way (``embedding``: the same in words).
 
         Raises:
             DataError: no such file, or not a cryprint gallery (the file is left unchanged).
@@ -379,7 +391,7 @@ class Gallery:
         try:
             gallery = cls(path, connection, _read_meta(connection, path))
             if model_id is not None:
-                gallery.check_model(model_id, dim)
+                gallery.check_model(model_id, dim, scoring_key, embedding)
         except BaseException:
             connection.close()
             raise
@@ -387,10 +399,16 @@ class Gallery:
 
     @classmethod
     def create_or_open(
-        cls, path: Path | str, model_id: str, dim: int, model_source: str = ""
+        cls,
+        path: Path | str,
+        model_id: str,
+        dim: int,
+        model_source: str = "",
+        scoring_key: str | None = None,
+        embedding: str = "",
     ) -> Gallery:
-        """Open the gallery at ``path`` for model ``model_id`` (embeddings float32 [dim]),
-        creating an empty one when there is no file there.
+        """Open the gallery at ``path`` for model ``model_id`` (embeddings float32 [dim], made
+        as ``scoring_key`` says), creating an empty one when there is no file there.
 
         Raises:
             DataError: a file there that is not a gallery. ModelError: another model's gallery.
@@ -403,14 +421,22 @@ class Gallery:
                 "model_id": model_id,
                 "dim": str(int(dim)),
                 "model_source": model_source,
+                **({"scoring_key": scoring_key, "embedding": embedding} if scoring_key else {}),
                 "cryprint_version": __version__,
                 "created": _now(),
             }
             _create(path, meta)
-        return cls.open(path, model_id, dim)
+        return cls.open(path, model_id, dim, scoring_key, embedding)
 
-    def check_model(self, model_id: str, dim: int | None = None) -> None:
-        """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim])."""
+    def check_model(
+        self,
+        model_id: str,
+        dim: int | None = None,
+        scoring_key: str | None = None,
+        embedding: str = "",
+    ) -> None:
+        """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim]), made
+        as ``scoring_key`` says (when both it and the gallery record one)."""
         if model_id != self.model_id or (dim is not None and int(dim) != self.dim):
             made_with = self.meta.get("model_source") or "another model"
             raise ModelError(
@@ -418,6 +444,15 @@ class Gallery:
                 f"{self.dim}-d), not of this model ({model_id[:12]}): embeddings of two models "
                 "cannot be compared — use that model, or enrol the babies again into a new "
                 "gallery"
+            )
+        stored = self.meta.get("scoring_key")
+        if scoring_key is not None and stored is not None and stored != scoring_key:
+            raise ModelError(
+                f"{self.path} was enrolled with embeddings made as "
+                f"{self.meta.get('embedding') or stored}; these cries would be embedded as "
+                f"{embedding or scoring_key}, and the two do not compare exactly — use the "
+                "enrolment's --backend, --precision, --tta and trimming, or enrol the babies "
+                "again into a new gallery"
             )
 
     def close(self) -> None:
@@ -598,6 +633,17 @@ class Gallery:
         return baby_centroids(baby_ids, vectors)
 
 
+def _open_for(path: Path | str, embedder: CryPrint) -> Gallery:
+    """The gallery at ``path``, checked to hold embeddings made as ``embedder`` makes them."""
+    return Gallery.open(
+        path,
+        embedder.model_id,
+        embedder.embedding_dim,
+        embedder.scoring_key,
+        embedder.embedding_description,
+    )
+
+
 def _check_new_gallery(path: Path) -> None:
     """Refuse, before any embedding, a gallery path where no file can be created."""
     folder = path.absolute().parent
@@ -613,7 +659,7 @@ def enroll(
     baby_id: str,
     recordings: Sequence[Path | str],
     *,
-    device: str = "cpu",
+    embedding: EmbeddingOptions | None = None,
     progress: bool = False,
 ) -> Enrolment:
     """Embed ``recordings`` and enrol them for ``baby_id`` in the gallery (created when missing).
@@ -626,14 +672,15 @@ def enroll(
         gallery_path: the gallery's SQLite file.
         baby_id: see :func:`check_baby_id`.
         recordings: audio files or folders of segments, one enrolment each.
-        device: where to run the model. progress: show embedding progress.
+        embedding: how recordings are embedded (:class:`cryprint.options.EmbeddingOptions`;
+            None: the defaults); identify must embed cries the same way.
+        progress: show embedding progress.
 
     Raises:
         ConfigError: bad baby id or no recordings. AudioError: a missing or bad recording.
-        DataError: not a gallery. ModelError: another model's gallery. OutputError: cannot write.
+        DataError: not a gallery. ModelError: another model's gallery, or one embedded
+            otherwise. OutputError: cannot write.
     """
-    from cryprint.api import CryPrint
-
     baby_id = check_baby_id(baby_id)
     gallery_path = Path(gallery_path)
     if not recordings:
@@ -644,13 +691,18 @@ def enroll(
         Gallery.open(gallery_path).close()  # not a gallery: refused before loading the model
     else:
         _check_new_gallery(gallery_path)
-    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device)
+    embedder = (embedding or EmbeddingOptions()).embedder(model)
     if existing:
-        Gallery.open(gallery_path, embedder.model_id, embedder.embedding_dim).close()
+        _open_for(gallery_path, embedder).close()
     vectors = embedder.embed_many(recordings, progress=progress)
     sources = [os.path.abspath(path) for path in recordings]
     with Gallery.create_or_open(
-        gallery_path, embedder.model_id, embedder.embedding_dim, embedder.source
+        gallery_path,
+        embedder.model_id,
+        embedder.embedding_dim,
+        embedder.source,
+        embedder.scoring_key,
+        embedder.embedding_description,
     ) as gallery:
         return gallery.enrol(baby_id, vectors, sources, keys)
 
@@ -662,7 +714,7 @@ def identify(
     threshold: float | None = None,
     top: int = 5,
     *,
-    device: str = "cpu",
+    embedding: EmbeddingOptions | None = None,
 ) -> Identification:
     """Which enrolled baby is crying in ``cry`` (an audio file or folder of segments), if any.
 
@@ -670,13 +722,14 @@ def identify(
         threshold: accept the best baby when its score is >= this; None for the model folder's
             stored dev EER threshold (:func:`cryprint.evaluation.verify.stored_threshold`).
         top: how many candidates to return.
+        embedding: how the cry is embedded (:class:`cryprint.options.EmbeddingOptions`;
+            None: the defaults): as the gallery's enrolments were.
 
     Raises:
         ConfigError: bad ``top`` or threshold, or none given and none stored. DataError: not a
-            gallery, an empty one, or a damaged enrolment. ModelError: another model's gallery.
-            AudioError: a missing or bad recording.
+            gallery, an empty one, or a damaged enrolment. ModelError: another model's gallery,
+            or one embedded otherwise. AudioError: a missing or bad recording.
     """
-    from cryprint.api import CryPrint
     from cryprint.evaluation.verify import stored_threshold
 
     if top < 1:
@@ -687,10 +740,10 @@ def identify(
         if not gallery.babies():
             raise DataError(f"{gallery_path}: no baby is enrolled; `cryprint enroll` first")
     recording_files(cry)
-    embedder = model if isinstance(model, CryPrint) else CryPrint(model, device=device)
+    embedder = (embedding or EmbeddingOptions()).embedder(model)
     source = "given"
     if threshold is None:
         threshold, source = stored_threshold(embedder.loaded, embedder.model_id)
-    with Gallery.open(gallery_path, embedder.model_id, embedder.embedding_dim) as gallery:
+    with _open_for(gallery_path, embedder) as gallery:
         gallery.centroids()  # a damaged enrolment is reported before the cry is embedded
         return gallery.identify(embedder.embed(cry), threshold, top, source)

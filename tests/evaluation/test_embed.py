@@ -13,6 +13,7 @@ from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError, OutputError
 from cryprint.evaluation.embed import embed_split, load_embeddings
 from cryprint.models.folder import load_model, model_identity, save_model_folder
+from cryprint.options import EmbeddingOptions
 
 
 def _fail(*args, **kwargs):
@@ -21,7 +22,9 @@ def _fail(*args, **kwargs):
 
 def test_one_embedding_per_recording_in_metadata_order(small_corpus: Path, make_model) -> None:
     model = make_model(0)
-    dev = embed_split(model, small_corpus, "dev", trim=False)  # the recording exactly as joined
+    dev = embed_split(
+        model, small_corpus, "dev", embedding=EmbeddingOptions(trim=False)
+    )  # the recording exactly as joined
     metadata = pd.read_csv(small_corpus / "metadata.csv", dtype=str)
     rows = metadata[metadata["split"] == "dev"]
     expected = sorted({f"{b}{p}" for b, p in zip(rows["baby_id"], rows["period"], strict=True)})
@@ -135,7 +138,8 @@ def test_a_cache_of_other_embedding_options_is_not_reused(
     model, cache = make_model(0), tmp_path / "dev.npz"
     plain = embed_split(model, small_corpus, "dev", cache, store=False)
     for options in ({"tta": 3}, {"precision": "bf16"}, {"trim": False}):
-        other = embed_split(model, small_corpus, "dev", cache, store=False, **options)
+        embedding = EmbeddingOptions(**options)
+        other = embed_split(model, small_corpus, "dev", cache, store=False, embedding=embedding)
         assert not other.from_cache, options
         assert not np.array_equal(other.embeddings, plain.embeddings), options
     embed_split(model, small_corpus, "dev", cache, store=False)

@@ -16,6 +16,7 @@ from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.fusion import load_fusion
 from cryprint.evaluation.submit import write_fused_submission
 from cryprint.models.folder import save_model_folder
+from cryprint.options import EmbeddingOptions
 from cryprint.scoring import compute_eer
 from cryprint.scoring.fusion import fit_fusion
 
@@ -86,7 +87,14 @@ def test_a_stored_fusion_applies_only_to_its_models(
     with pytest.raises(ModelError, match="other model"):
         evaluate([two_models[0], other], small_corpus, "test", tmp_path / "x", fusion=stored)
     with pytest.raises(ModelError, match="embedded with"):
-        evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored, tta=3)
+        evaluate(
+            two_models,
+            small_corpus,
+            "test",
+            tmp_path / "x",
+            fusion=stored,
+            embedding=EmbeddingOptions(tta=3),
+        )
     with pytest.raises(ConfigError, match="two models"):
         evaluate(two_models[:1], small_corpus, "test", tmp_path / "x", fusion="dev")
     with pytest.raises(ConfigError, match="AS-norm"):
@@ -173,7 +181,14 @@ def test_a_fusion_of_other_precision_is_refused(
     evaluate(two_models, small_corpus, "dev", tmp_path / "dev", fusion="dev")
     stored = tmp_path / "dev" / "fused" / "fusion.json"
     with pytest.raises(ModelError, match="another --precision or --backend"):
-        evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored, precision="bf16")
+        evaluate(
+            two_models,
+            small_corpus,
+            "test",
+            tmp_path / "x",
+            fusion=stored,
+            embedding=EmbeddingOptions(precision="bf16"),
+        )
 
 
 def test_a_fusion_fifo_is_refused_not_waited_on(

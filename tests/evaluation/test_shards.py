@@ -12,6 +12,7 @@ from cryprint.cli import main
 from cryprint.errors import ConfigError, DataError, OutputError
 from cryprint.evaluation.embed import embed_split, load_embeddings
 from cryprint.evaluation.shards import Shard, merge_shards, parse_shard
+from cryprint.options import EmbeddingOptions
 from cryprint.store import EmbeddingStore
 
 
@@ -120,11 +121,27 @@ def test_parts_embedded_differently_are_refused(
     first = tmp_path / "p1.npz"
     embed_split(model, small_corpus, "dev", first, shard=Shard(1, 2), store=store)
     second = tmp_path / "p2.npz"
-    embed_split(model, small_corpus, "dev", second, shard=Shard(2, 2), store=store, tta=3)
+    embed_split(
+        model,
+        small_corpus,
+        "dev",
+        second,
+        shard=Shard(2, 2),
+        store=store,
+        embedding=EmbeddingOptions(tta=3),
+    )
     with pytest.raises(DataError, match="different --tta or trimming"):
         merge_shards([first, second], small_corpus, tmp_path / "m.npz", store=False)
     bf16 = tmp_path / "p2-bf16.npz"
-    embed_split(model, small_corpus, "dev", bf16, shard=Shard(2, 2), store=store, precision="bf16")
+    embed_split(
+        model,
+        small_corpus,
+        "dev",
+        bf16,
+        shard=Shard(2, 2),
+        store=store,
+        embedding=EmbeddingOptions(precision="bf16"),
+    )
     with pytest.raises(DataError, match="differ in embedding id"):
         merge_shards([first, bf16], small_corpus, tmp_path / "m.npz", store=False)
 

@@ -10,6 +10,7 @@ from cryprint.api import CryPrint
 from cryprint.engines import make_engine
 from cryprint.errors import ConfigError
 from cryprint.models.device import native_bf16, resolve_precision
+from cryprint.options import EmbeddingOptions
 from cryprint.store import EmbeddingStore
 
 CPU = torch.device("cpu")
@@ -42,13 +43,13 @@ def test_this_machines_cpu_flags_are_read() -> None:
         assert native_bf16(CPU) is bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def test_unknown_precisions_are_refused(make_model, model_folder) -> None:
+def test_unknown_precisions_are_refused(model_folder) -> None:
     with pytest.raises(ConfigError, match="precision"):
         resolve_precision("fp16", CPU)
     with pytest.raises(ConfigError, match="precision"):
-        make_engine(make_model(0), precision="half")
+        EmbeddingOptions(precision="half")
     with pytest.raises(ConfigError, match="bf16 is a torch-backend precision"):
-        make_engine(model_folder, backend="onnx", precision="bf16")
+        make_engine(model_folder, EmbeddingOptions(backend="onnx", precision="bf16"))
 
 
 def test_bf16_embeddings_are_close_to_fp32_and_stored_apart(make_model, tmp_path) -> None:

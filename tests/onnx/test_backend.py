@@ -13,6 +13,7 @@ import pytest
 from cryprint.cli import main
 from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.verify import verify
+from cryprint.options import EmbeddingOptions
 
 # Run the CLI with torch and SpeechBrain made unimportable (an entry of None in sys.modules makes
 # `import torch` raise ImportError).
@@ -58,7 +59,7 @@ def test_verify_runs_without_torch_and_agrees_with_torch(
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     onnx_verdict = json.loads(result.stdout)
-    torch_verdict = verify(exported, a, b, backend="torch", store=False)
+    torch_verdict = verify(exported, a, b, embedding=EmbeddingOptions(backend="torch"), store=False)
     assert onnx_verdict["score"] == pytest.approx(torch_verdict.score, abs=1e-4)
     assert onnx_verdict["threshold"] == torch_verdict.threshold
     assert onnx_verdict["same_baby"] == torch_verdict.same_baby

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from cryprint.engines import BACKENDS, PRECISIONS
 from cryprint.errors import ConfigError
+from cryprint.options import BACKENDS, PRECISIONS, EmbeddingOptions
 
 MODEL_HELP = "a model folder (e.g. runs/NAME/best), an embedding_model.ckpt, or a hub id"
-DEVICE_HELP = "auto (default: a GPU when there is one), cpu, cuda, cuda:N"
+DEVICE_HELP = "cpu, auto (a GPU when there is one), cuda, cuda:N"
 
 
 def print_json(payload: object) -> None:
@@ -46,16 +46,10 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
     return "auto" if args.cohort_top_n is None else args.cohort_top_n
 
 
-def embedding_options(args: argparse.Namespace) -> dict[str, object]:
-    """The keyword arguments :func:`add_embedding_options` (and --device) give every embedding
-    command's library call."""
-    return {
-        "device": args.device,
-        "tta": args.tta,
-        "trim": args.trim,
-        "backend": args.backend,
-        "precision": args.precision,
-    }
+def embedding_options(args: argparse.Namespace) -> EmbeddingOptions:
+    """What :func:`add_embedding_options` (and --device) give: how every embedding command's
+    library call embeds recordings."""
+    return EmbeddingOptions(args.device, args.backend, args.precision, args.tta, args.trim)
 
 
 def add_embedding_options(parser: argparse.ArgumentParser) -> None:

@@ -21,10 +21,9 @@ from cryprint.errors import ConfigError
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from cryprint.api import CryPrint
     from cryprint.evaluation.embed import embed_split
 
-    embedder = CryPrint(args.model, **embedding_options(args))
+    embedder = embedding_options(args).embedder(args.model)
     embeddings = embed_split(
         embedder, args.data, args.split, args.out, progress=progress(), shard=args.shard
     )
@@ -72,7 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         as_norm_top_n=as_norm_option(args),
         progress=progress(),
         fusion=fusion_option(args),
-        **embedding_options(args),
+        embedding=embedding_options(args),
     )
     if args.json:
         print_json(reports)
@@ -100,11 +99,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
             args.out,
             as_norm_top_n=as_norm,
             progress=progress(),
-            **embedding_options(args),
+            embedding=embedding_options(args),
         )
     else:
         submission = write_fused_submission(
-            args.model, args.data, args.out, fusion, progress=progress(), **embedding_options(args)
+            args.model,
+            args.data,
+            args.out,
+            fusion,
+            progress=progress(),
+            embedding=embedding_options(args),
         )
     top_n = submission.as_norm_top_n
     scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
@@ -132,7 +136,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         args.trials,
         args.out,
         progress=progress(),
-        **embedding_options(args),
+        embedding=embedding_options(args),
     )
     if args.json:
         print_json(report)

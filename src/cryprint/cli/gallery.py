@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cryprint.cli.common import MODEL_HELP, print_json, progress
+from cryprint.cli.common import (
+    DEVICE_HELP,
+    MODEL_HELP,
+    add_embedding_options,
+    embedding_options,
+    print_json,
+    progress,
+)
 
 GALLERY_HELP = "the gallery: one SQLite file (created by the first enroll)"
 
@@ -18,7 +25,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         args.gallery,
         args.baby,
         args.recordings,
-        device=args.device,
+        embedding=embedding_options(args),
         progress=progress(),
     )
     print(
@@ -34,7 +41,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from cryprint.gallery import identify
 
     result = identify(
-        args.model, args.gallery, args.cry, args.threshold, args.top, device=args.device
+        args.model,
+        args.gallery,
+        args.cry,
+        args.threshold,
+        args.top,
+        embedding=embedding_options(args),
     )
     if args.json:
         print_json(result.to_dict())
@@ -65,9 +77,10 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
         print_json(payload)
         return 0
     made_with = meta.get("model_source") or "unknown source"
+    how = f" ({meta['embedding']})" if meta.get("embedding") else ""
     print(
         f"{args.gallery}: {len(babies)} babies, model {meta['model_id'][:12]} ({made_with}), "
-        f"{meta['dim']}-d embeddings"
+        f"{meta['dim']}-d embeddings{how}"
     )
     for baby in babies:
         print(f"{baby.baby_id:<20} {baby.n_enrolments:>4} enrolment(s)  since {baby.created}")
@@ -86,7 +99,8 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", type=Path, required=True, help=GALLERY_HELP)
     parser.add_argument("--model", required=True, help=MODEL_HELP)
-    parser.add_argument("--device", default="cpu", help="cpu, auto, cuda, cuda:N")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_embedding_options(parser)  # identify must embed cries as enroll embedded recordings
 
 
 def add_gallery(subparsers: argparse._SubParsersAction) -> None:

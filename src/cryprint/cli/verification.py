@@ -23,7 +23,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         args.data,
         args.split,
         progress=progress(),
-        **embedding_options(args),
+        embedding=embedding_options(args),
     )
     calibration = result.calibration
     offset = f"{'-' if calibration.b < 0 else '+'} {abs(calibration.b):.4g}"
@@ -48,7 +48,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         prior=args.prior,
         point=args.operating_point,
         inconclusive=args.inconclusive,
-        **embedding_options(args),
+        embedding=embedding_options(args),
     )
     if args.json:
         print_json(result.to_dict())
@@ -114,6 +114,6 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
         "(needs cryprint calibrate)",
     )
     verify.add_argument("--json", action="store_true", help="every field of the verdict")
-    verify.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
+    verify.add_argument("--device", default="cpu", help=DEVICE_HELP)
     add_embedding_options(verify)
     verify.set_defaults(handler=cmd_verify)

@@ -21,6 +21,7 @@ import numpy as np
 from cryprint.errors import DataError, ModelError
 from cryprint.io import atomic_write_bytes, atomic_write_text, read_json
 from cryprint.models.files import CALIBRATION_NAME
+from cryprint.options import EmbeddingOptions
 from cryprint.scoring import Calibration, fit_calibration, reliability_bins
 
 if TYPE_CHECKING:  # the model-loading side imports torch: verify's ONNX path reads calibrations
@@ -107,12 +108,8 @@ def calibrate_model(
     root: Path | str,
     split: str = "dev",
     *,
-    device: str = "auto",
+    embedding: EmbeddingOptions | None = None,
     progress: bool = False,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
 ) -> CalibrationResult:
     """Fit logistic calibration on the labelled pairs of ``split``; save ``calibration.json``
     and its reliability plot (:data:`RELIABILITY_PLOT_NAME`) in the model folder.
@@ -121,10 +118,9 @@ def calibrate_model(
         model: a local model folder (or a model loaded from one).
         root: a CryCeleb-layout data directory.
         split: the labelled pairs to fit on (``dev``).
-        device: ``auto``, ``cpu``, ``cuda``...
+        embedding: how recordings are embedded (:class:`cryprint.options.EmbeddingOptions`;
+            None: the defaults): as verify will embed them.
         progress: show progress bars.
-        tta, trim, backend, precision: how recordings are embedded (see
-            :class:`cryprint.CryPrint`): as verify will embed them.
 
     Raises:
         ModelError: the model is not a local folder (export it first).
@@ -148,17 +144,7 @@ def calibrate_model(
     pairs = read_pairs(root, split)
     if "label" not in pairs.columns:
         raise DataError(f"{split}_pairs.csv has no label column: nothing to calibrate on")
-    embeddings = embed_split(
-        loaded,
-        root,
-        split,
-        device=device,
-        progress=progress,
-        tta=tta,
-        trim=trim,
-        backend=backend,
-        precision=precision,
-    )
+    embeddings = embed_split(loaded, root, split, embedding=embedding, progress=progress)
     labels = pairs["label"].to_numpy()
     scores = score_pairs(embeddings, pairs)
     calibration = fit_calibration(scores, labels)

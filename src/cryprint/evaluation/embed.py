@@ -33,6 +33,7 @@ from cryprint.data.layout import SPLITS, read_metadata
 from cryprint.errors import DataError, OutputError
 from cryprint.io import atomic_write, writable_target
 from cryprint.models.folder import ModelSpec
+from cryprint.options import EmbeddingOptions
 from cryprint.store import audio_key
 
 if TYPE_CHECKING:
@@ -119,13 +120,9 @@ def embed_split(
     split: str,
     cache: Path | None = None,
     *,
-    device: str = "cpu",
-    progress: bool = False,
+    embedding: EmbeddingOptions | None = None,
     store: bool | Path | str = True,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
+    progress: bool = False,
     shard: Shard | None = None,
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
@@ -139,11 +136,10 @@ def embed_split(
             (:func:`model_identity`), the same recording keys and the same audio files, they
             are returned without running the model; otherwise they are computed and written
             there (atomically).
-        device: where to run the model (``auto``, ``cpu``, ``cuda``, ...).
-        progress: show progress.
-        store, tta, trim, backend, precision: the embedding store, test-time augmentation
-            views, trimming to the cry, the engine and its arithmetic (see
+        embedding, store: how recordings are embedded (:class:`cryprint.options.
+            EmbeddingOptions`; None: the defaults) and the embedding store (see
             :class:`cryprint.CryPrint`); ignored when ``model`` is a CryPrint.
+        progress: show progress.
         shard: only this shard's recordings (every N-th, see
             :class:`~cryprint.evaluation.shards.Shard`), for a job array; merge the parts with
             :func:`~cryprint.evaluation.shards.merge_shards`.
@@ -155,21 +151,9 @@ def embed_split(
         DataError: bad metadata or split. AudioError: an unreadable file, or a recording
             shorter than 0.25 s (named). OutputError: the cache cannot be written.
     """
-    from cryprint.api import CryPrint
-
     root = Path(root)
     keys, data_id = split_keys(root, split)
-    if not isinstance(model, CryPrint):
-        model = CryPrint(
-            model,
-            device=device,
-            store=store,
-            tta=tta,
-            trim=trim,
-            backend=backend,
-            precision=precision,
-        )
-    embedder = model
+    embedder = (embedding or EmbeddingOptions()).embedder(model, store)
     rows = read_metadata(root)
     listed = recording_files(rows[rows["split"] == split])
     if [f"{baby_id}{period}" for baby_id, period, _ in listed] != keys:

@@ -62,6 +62,7 @@ from cryprint.io import (
 )
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, ModelSpec
+from cryprint.options import EmbeddingOptions
 from cryprint.scoring import (
     threshold_at_false_accept_rate,
 )
@@ -118,12 +119,8 @@ def evaluate(
     as_norm_top_n: TopN | None = None,
     p_targets: Sequence[float] = (0.05, 0.01),
     *,
-    device: str = "auto",
+    embedding: EmbeddingOptions | None = None,
     progress: bool = False,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
     fusion: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
@@ -137,11 +134,9 @@ def evaluate(
             ``top_n = min(100, cohort size)``; an int for that ``top_n`` (an error if larger
             than the cohort, the train split's recordings).
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
-        device: ``auto``, ``cpu``, ``cuda``...
+        embedding: how recordings are embedded — device, backend, precision, TTA views,
+            trimming (:class:`cryprint.options.EmbeddingOptions`; None: the defaults).
         progress: show progress.
-        tta, trim: test-time augmentation views per recording, and trimming to the cry (see
-            :class:`cryprint.CryPrint`).
-        backend, precision: the engine and its arithmetic (see :class:`cryprint.CryPrint`).
         fusion: None; ``"dev"`` to fuse the models' cosine scores with a logistic fusion
             fitted on the dev pairs (never on this split's labels); or the :class:`Path` of a
             ``fusion.json`` to apply. The fused scores, their report and ``fusion.json`` go to
@@ -172,10 +167,7 @@ def evaluate(
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
     # Every model loads before any embedding: a missing second model fails now, not in an hour.
-    embedders = [
-        CryPrint(spec, device=device, tta=tta, trim=trim, backend=backend, precision=precision)
-        for spec in model_specs
-    ]
+    embedders = [(embedding or EmbeddingOptions()).embedder(spec) for spec in model_specs]
     stored = load_fusion(fusion, embedders) if fusion is not None and not fit_now else None
     reports, columns = [], []
     with folder_lock(out_dir, "cryprint evaluate"):

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs, read_sample_submission
 from cryprint.errors import DataError
 from cryprint.evaluation.embed import embed_split
@@ -24,6 +23,7 @@ from cryprint.evaluation.fusion import FIT_ON_DEV, StoredFusion, resolve_fusion,
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.io import atomic_write_text, writable_target
 from cryprint.models.folder import ModelSpec
+from cryprint.options import EmbeddingOptions
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,8 @@ def write_submission(
     out: Path | str,
     as_norm_top_n: TopN | None = None,
     *,
-    device: str = "auto",
+    embedding: EmbeddingOptions | None = None,
     progress: bool = False,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
 ) -> Submission:
     """Score every pair of ``test_pairs.csv`` and write ``out`` in the ids and order of
     ``sample_submission.csv``.
@@ -92,10 +88,9 @@ def write_submission(
         out: the CSV to write (``id,score``).
         as_norm_top_n: None for cosine scores; ``"auto"`` or an int for AS-norm scores against
             the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
-        device: ``auto``, ``cpu``, ``cuda``...
+        embedding: how recordings are embedded (:class:`cryprint.options.EmbeddingOptions`;
+            None: the defaults).
         progress: show progress.
-        tta, trim, backend, precision: TTA views, trimming, the engine, its arithmetic (see
-            :class:`cryprint.CryPrint`).
 
     Raises:
         DataError: the sample's ids are not exactly the test pairs' ids, or a score is not
@@ -103,9 +98,7 @@ def write_submission(
     """
     root, out = Path(root), Path(out)
     sample, pairs = _checked_sample(root, out)
-    embedder = CryPrint(
-        model, device=device, tta=tta, trim=trim, backend=backend, precision=precision
-    )
+    embedder = (embedding or EmbeddingOptions()).embedder(model)
     embeddings = embed_split(embedder, root, "test", progress=progress)
     top_n = None
     if as_norm_top_n is None:
@@ -124,12 +117,8 @@ def write_fused_submission(
     out: Path | str,
     fusion: str | Path = FIT_ON_DEV,
     *,
-    device: str = "auto",
+    embedding: EmbeddingOptions | None = None,
     progress: bool = False,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
 ) -> Submission:
     """:func:`write_submission` with the fused scores of several models (see
     :mod:`cryprint.evaluation.fusion`): ``fusion`` is ``"dev"`` to fit the fusion on the dev
@@ -142,10 +131,7 @@ def write_fused_submission(
     """
     root, out = Path(root), Path(out)
     sample, pairs = _checked_sample(root, out)
-    embedders = [
-        CryPrint(model, device=device, tta=tta, trim=trim, backend=backend, precision=precision)
-        for model in models
-    ]
+    embedders = [(embedding or EmbeddingOptions()).embedder(model) for model in models]
     stored = resolve_fusion(fusion, embedders, root, progress)
     scores = stored.fusion.apply(split_scores(embedders, root, "test", pairs, progress))
     _write(out, sample, pairs, scores)

@@ -46,6 +46,7 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.folder import ModelSpec
+from cryprint.options import EmbeddingOptions
 from cryprint.scoring import cosine_pairs
 
 TRIALS_COLUMNS = ("enrollment", "test")
@@ -112,12 +113,8 @@ def score_trials(
     out: Path | str | None = None,
     p_targets: Sequence[float] = (0.05, 0.01),
     *,
-    device: str = "cpu",
+    embedding: EmbeddingOptions | None = None,
     progress: bool = False,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
 ) -> dict[str, Any]:
     """Score every trial of ``trials`` and write ``scores.csv``, ``report.json`` (and, with
     labels, the metrics and figures of :func:`cryprint.evaluation.evaluate.evaluate`) to ``out``.
@@ -127,26 +124,20 @@ def score_trials(
         trials: the trials CSV (see the module docstring).
         out: the output folder; default ``TRIALS_STEM-scores`` beside the trials file.
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
-        tta, trim, backend, precision: TTA views, trimming, the engine, its arithmetic (see
-            :class:`cryprint.CryPrint`).
+        embedding: how recordings are embedded (:class:`cryprint.options.EmbeddingOptions`;
+            None: the defaults); ignored when ``model`` is a CryPrint.
+        progress: show progress.
 
     Returns:
         The report (what ``report.json`` holds).
     """
-    from cryprint.api import CryPrint
 
     started = time.perf_counter()
     trials = Path(trials)
     table = read_trials(trials)
     folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
     check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
-    embedder = (
-        model
-        if isinstance(model, CryPrint)
-        else CryPrint(
-            model, device=device, tta=tta, trim=trim, backend=backend, precision=precision
-        )
-    )
+    embedder = (embedding or EmbeddingOptions()).embedder(model)
     recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)
     index = {recording: row for row, recording in enumerate(recordings)}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cryprint.errors import ConfigError, ModelError
 from cryprint.evaluation.calibrate import load_calibration
 from cryprint.models.files import CALIBRATION_NAME, EVALUATION_NAME, FolderRef
+from cryprint.options import EmbeddingOptions
 
 if TYPE_CHECKING:  # loading models imports torch; the ONNX path verifies without it
     from cryprint.models.folder import LoadedModel, ModelSpec
@@ -201,12 +202,8 @@ def verify(
     prior: float | None = None,
     point: str | None = None,
     inconclusive: float | None = None,
-    device: str = "cpu",
+    embedding: EmbeddingOptions | None = None,
     store: bool | Path | str = True,
-    tta: int = 1,
-    trim: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
 ) -> Verdict:
     """Decide whether recordings ``a`` and ``b`` are of the same baby (one-off: to verify many
     pairs, load the model once with :class:`cryprint.CryPrint`).
@@ -216,18 +213,13 @@ def verify(
         a, b: audio files or folders of segments (see :func:`cryprint.data.inputs.read_recording`).
         threshold, prior, point, inconclusive: the operating point (see
             :func:`operating_point`); none of them: the model folder's dev EER threshold.
-        device: ``auto``, ``cpu``, ``cuda``...
-        store, tta, trim, backend, precision: the embedding store, test-time augmentation
-            views, trimming, the engine and its arithmetic (see :class:`cryprint.CryPrint`).
+        embedding: how recordings are embedded (device, backend, precision, TTA, trimming;
+            None: the defaults). store: the embedding store (see :class:`cryprint.CryPrint`).
 
     Raises:
         ConfigError: no threshold given and none stored, or a bad operating point.
         AudioError: bad or too short audio, or no cry in it.
         ModelError: bad model folder, stale evaluation.json, invalid or stale calibration.json.
     """
-    from cryprint.api import CryPrint
-
-    embedder = CryPrint(
-        model, device=device, store=store, tta=tta, trim=trim, backend=backend, precision=precision
-    )
+    embedder = (embedding or EmbeddingOptions()).embedder(model, store)
     return embedder.verify(a, b, threshold, prior=prior, point=point, inconclusive=inconclusive)

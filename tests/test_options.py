@@ -1,0 +1,58 @@
+"""EmbeddingOptions: one checked value for how every command embeds recordings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cryprint.api import CryPrint
+from cryprint.errors import ConfigError
+from cryprint.options import EmbeddingOptions
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"backend": "tensorrt"}, "backend"),
+        ({"precision": "fp16"}, "precision"),
+        ({"tta": 0}, "tta"),
+        ({"tta": 65}, "tta"),
+        ({"tta": True}, "tta"),
+        ({"tta": 2.0}, "tta"),
+        ({"trim": "yes"}, "trim"),
+    ],
+)
+def test_bad_options_are_named(changes: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        EmbeddingOptions(**changes)
+
+
+def test_cryprint_checks_its_options_the_same_way(model_folder: Path) -> None:
+    with pytest.raises(ConfigError, match="tta"):
+        CryPrint(model_folder, tta=0, store=False)
+    with pytest.raises(ConfigError, match="backend"):
+        CryPrint(model_folder, backend="x", store=False)
+
+
+def test_the_embedder_carries_the_options_and_a_loaded_one_is_kept(model_folder: Path) -> None:
+    options = EmbeddingOptions(tta=3, trim=False, backend="torch", precision="fp32")
+    embedder = options.embedder(model_folder, store=False)
+    assert embedder.options == options and (embedder.tta, embedder.trim) == (3, False)
+    assert embedder.store is None
+    assert EmbeddingOptions(tta=5).embedder(embedder) is embedder
+    assert (
+        embedder.embedding_key.endswith("|tta3") and embedder.scoring_key == embedder.embedding_key
+    )
+    assert embedder.embedding_description == "torch fp32, 3 views, untrimmed"
+
+
+def test_checking_options_imports_no_torch() -> None:
+    code = (
+        "import sys, cryprint.options as o; o.EmbeddingOptions(tta=2); "
+        "print('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"  # fmt: skip
