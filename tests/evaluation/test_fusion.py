@@ -86,15 +86,9 @@ def test_a_stored_fusion_applies_only_to_its_models(
     other = save_model_folder(make_model(2), tmp_path / "m2", {})
     with pytest.raises(ModelError, match="other model"):
         evaluate([two_models[0], other], small_corpus, "test", tmp_path / "x", fusion=stored)
+    tta3 = EmbeddingOptions(tta=3)
     with pytest.raises(ModelError, match="embedded with"):
-        evaluate(
-            two_models,
-            small_corpus,
-            "test",
-            tmp_path / "x",
-            fusion=stored,
-            embedding=EmbeddingOptions(tta=3),
-        )
+        evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored, embedding=tta3)
     with pytest.raises(ConfigError, match="two models"):
         evaluate(two_models[:1], small_corpus, "test", tmp_path / "x", fusion="dev")
     with pytest.raises(ConfigError, match="AS-norm"):
@@ -180,15 +174,9 @@ def test_a_fusion_of_other_precision_is_refused(
 ) -> None:
     evaluate(two_models, small_corpus, "dev", tmp_path / "dev", fusion="dev")
     stored = tmp_path / "dev" / "fused" / "fusion.json"
+    bf16 = EmbeddingOptions(precision="bf16")
     with pytest.raises(ModelError, match="another --precision or --backend"):
-        evaluate(
-            two_models,
-            small_corpus,
-            "test",
-            tmp_path / "x",
-            fusion=stored,
-            embedding=EmbeddingOptions(precision="bf16"),
-        )
+        evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored, embedding=bf16)
 
 
 def test_a_fusion_fifo_is_refused_not_waited_on(
