@@ -74,10 +74,14 @@ def sandbox(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     with contextlib.suppress(PermissionError):  # not root: the FIFO and socket remain
         os.mknod(inputs / "null-device", stat.S_IFCHR | 0o666, os.makedev(1, 3))
     wav = next((corpus / "audio" / "dev").glob("*/B/*.wav"))
+    b_and_d = [path.relative_to(inputs) for path in sorted(corpus.glob("audio/dev/*/[BD]"))[:4]]
+    rows = [f"{b},{d},{int(b.parent == d.parent)}\n" for b in b_and_d[::2] for d in b_and_d[1::2]]
+    trials = inputs / "trials.csv"  # score's valid input: B vs D, labelled, beside its audio
+    trials.write_text("enrollment,test,label\n" + "".join(rows))
     outputs = root / "outputs"
     outputs.mkdir()
     return {"root": root, "inputs": inputs, "corpus": corpus, "model": model, "wav": wav,
-            "outputs": outputs}  # fmt: skip
+            "trials": trials, "outputs": outputs}  # fmt: skip
 
 
 def _snapshot(folder: Path, outputs: list[Path]) -> dict[str, tuple]:
@@ -114,6 +118,7 @@ def _paths(box: dict[str, Path], flag: str, output: bool) -> st.SearchStrategy[s
                 "--init": [str(box["model"]), "random"],
                 "--data": [str(box["corpus"])],
                 "data": [str(box["corpus"])],
+                "--trials": [str(box["trials"])],
             }.get(flag, [str(box["wav"]), str(box["wav"].parent)])
         )
     return st.one_of(valid, valid, hostile)
@@ -175,7 +180,7 @@ def _value(action: argparse.Action, box: dict[str, Path]) -> st.SearchStrategy[s
         valid = st.sampled_from(VALID_NUMBERS.get(flag, ["1"]))
         hostile = st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.integers(-(2**70), 2**70).map(str))
         return st.one_of(valid, valid, hostile)
-    if action.type is Path or flag in ("--model", "--data", "--init", "a", "b", "data"):
+    if action.type is Path or flag in ("--model", "--data", "--init", "--trials", "a", "b", "data"):
         return _paths(box, flag, flag in OUTPUT_OPTIONS)
     valid = st.sampled_from(["cpu", "auto"] if flag == "--device" else ["random"])
     return st.one_of(
