@@ -10,7 +10,11 @@ def __getattr__(name: str) -> object:
         from cryprint.api import CryPrint
 
         return CryPrint
+    if name == "EmbeddingOptions":
+        from cryprint.options import EmbeddingOptions
+
+        return EmbeddingOptions
     raise AttributeError(f"module 'cryprint' has no attribute {name!r}")
 
 
-__all__ = ["CryPrint", "__version__"]
+__all__ = ["CryPrint", "EmbeddingOptions", "__version__"]
