@@ -50,9 +50,6 @@ def test_the_embedder_carries_the_options_and_a_loaded_one_is_kept(model_folder:
 
 
 def test_checking_options_imports_no_torch() -> None:
-    code = (
-        "import sys, cryprint; cryprint.EmbeddingOptions(tta=2); "
-        "print('torch' in sys.modules)"
-    )
+    code = "import sys, cryprint; cryprint.EmbeddingOptions(tta=2); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"  # fmt: skip

@@ -229,6 +229,7 @@ class CryPrint:
             prior=prior,
             point=point,
             inconclusive=inconclusive,
+            basis=self.options.score_basis,
         )
         return chosen.decide(self.score(a, b))
 

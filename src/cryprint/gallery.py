@@ -743,7 +743,8 @@ def identify(
     embedder = (embedding or EmbeddingOptions()).embedder(model)
     source = "given"
     if threshold is None:
-        threshold, source = stored_threshold(embedder.loaded, embedder.model_id)
+        basis = embedder.options.score_basis
+        threshold, source = stored_threshold(embedder.loaded, embedder.model_id, basis=basis)
     with _open_for(gallery_path, embedder) as gallery:
         gallery.centroids()  # a damaged enrolment is reported before the cry is embedded
         return gallery.identify(embedder.embed(cry), threshold, top, source)

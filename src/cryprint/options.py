@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from cryprint.errors import ConfigError
+from cryprint.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from cryprint.api import CryPrint
@@ -61,6 +61,14 @@ class EmbeddingOptions:
         if not isinstance(self.trim, bool):
             raise ConfigError(f"trim must be True or False, got {self.trim!r}")
 
+    @property
+    def score_basis(self) -> dict[str, Any]:
+        """What a stored threshold or calibration depends on besides the weights: the TTA
+        views and trimming (bf16 and int8 arithmetic are not: their EER moved by at most 0.24
+        points, benchmarks/RESULTS.md §5). Recorded in evaluation.json and calibration.json;
+        checked by :func:`check_score_basis`."""
+        return {"tta": self.tta, "trim": self.trim}
+
     def embedder(self, model: Any, store: EmbeddingStore | str | bool | None = True) -> CryPrint:
         """``model`` itself when it already is a :class:`cryprint.CryPrint` (its own options
         stand), else the model loaded with these options and ``store``."""
@@ -69,3 +77,36 @@ class EmbeddingOptions:
         if isinstance(model, CryPrint):
             return model
         return CryPrint(model, store=store, **asdict(self))
+
+
+def check_score_basis(stored: object, given: dict[str, Any] | None, what: str, redo: str) -> None:
+    """Refuse ``what`` (a stored threshold or calibration, named with its file) when it was
+    measured on recordings embedded otherwise than ``given`` (a :attr:`EmbeddingOptions.
+    score_basis`): its scores would sit elsewhere, and a verdict at it would be off. Nothing to
+    check when either is None (a record written before the basis was kept).
+
+    Raises:
+        ConfigError: naming both and how to fix it (the options to pass, or ``redo``).
+        ModelError: a recorded basis that is not ``{"tta": int, "trim": bool}``.
+    """
+    if stored is None or given is None or stored == given:
+        return
+    if (
+        not isinstance(stored, dict)
+        or set(stored) != {"tta", "trim"}
+        or isinstance(stored["tta"], bool)
+        or not isinstance(stored["tta"], int)
+        or not isinstance(stored["trim"], bool)
+    ):
+        raise ModelError(f'{what}: \'embedding\' must be {{"tta": N, "trim": true|false}}')
+    flags = f"--tta {stored['tta']}" + ("" if stored["trim"] else " --no-trim")
+    raise ConfigError(
+        f"{what} was measured on recordings embedded with {_in_words(stored)}, but these are "
+        f"embedded with {_in_words(given)}: its scores would not sit where it was set. Embed "
+        f"as it was ({flags}), or {redo}"
+    )
+
+
+def _in_words(basis: dict[str, Any]) -> str:
+    views = basis["tta"]
+    return f"{views} TTA view{'s' if views > 1 else ''}, {'' if basis['trim'] else 'un'}trimmed"

@@ -94,7 +94,12 @@ def test_calibrate_writes_the_calibration_and_its_reliability_plot(
     result = calibrate_model(model_folder, small_corpus)
     record = json.loads(result.path.read_text())
     assert record["model_id"] == model_identity(load_model(model_folder))
-    assert record["fitted_on"] == {"split": "dev", "n_pairs": 16, "n_target": 4}
+    assert record["fitted_on"] == {
+        "split": "dev",
+        "n_pairs": 16,
+        "n_target": 4,
+        "embedding": {"tta": 1, "trim": True},
+    }
     assert result.calibration.prior == 4 / 16
     assert load_calibration(result.path, record["model_id"]) == result.calibration
     assert result.plot == model_folder / RELIABILITY_PLOT_NAME

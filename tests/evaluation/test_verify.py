@@ -18,6 +18,7 @@ from cryprint.evaluation.calibrate import calibrate_model
 from cryprint.evaluation.evaluate import _update_model_evaluation, evaluate
 from cryprint.evaluation.verify import operating_point, verify
 from cryprint.models.folder import load_model, save_model_folder
+from cryprint.options import EmbeddingOptions
 from cryprint.scoring import (
     Calibration,
     prior_for_threshold,
@@ -157,7 +158,8 @@ def _calibrated(corpus: Path, folder: Path, out: Path) -> tuple[Calibration, dic
     [report] = evaluate([folder], corpus, "dev", out)
     table = pd.read_csv(out / "scores.csv")
     # Passed explicitly: evaluate() may not hand its scores to this function yet.
-    _update_model_evaluation(folder, report, table["score"].to_numpy(), table["label"].to_numpy())
+    scores, labels = table["score"].to_numpy(), table["label"].to_numpy()
+    _update_model_evaluation(folder, report, EmbeddingOptions().score_basis, scores, labels)
     return calibrate_model(folder, corpus).calibration, {
         "scores": table["score"].to_numpy(),
         "labels": table["label"].to_numpy(),
@@ -309,6 +311,38 @@ def test_evaluation_stores_both_dev_thresholds(
         operating_point(loaded, point="far1")
     with pytest.raises(ConfigError, match="choose from"):
         operating_point(loaded, point="minDCF")
+
+
+def test_a_threshold_or_calibration_of_other_tta_or_trimming_is_refused(
+    small_corpus: Path, model_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The dev thresholds and the calibration hold for scores of recordings embedded as they
+    were measured on: with 3 TTA views the EER threshold of the demo model moved by up to 0.02
+    (benchmarks/bench_ablation.py). Before this, verify applied them to any embedding."""
+    a, b = _dev_folders(small_corpus)[:2]
+    tta3 = EmbeddingOptions(tta=3)
+    [report] = evaluate([model_folder], small_corpus, "dev", tmp_path / "out", embedding=tta3)
+    record = json.loads((model_folder / "evaluation.json").read_text())
+    assert record["thresholds"]["eer"]["embedding"] == {"tta": 3, "trim": True}
+    assert record["thresholds"]["far1"]["embedding"] == {"tta": 3, "trim": True}
+    with pytest.raises(ConfigError, match=r"3 TTA views, trimmed.*1 TTA view, trimmed.*--tta 3"):
+        verify(model_folder, a, b)
+    assert verify(model_folder, a, b, embedding=tta3).threshold == report["threshold"]
+    assert verify(model_folder, a, b, threshold=0.5).threshold_source == "given"
+    assert cli("verify", a, b, "--model", model_folder, "--no-trim", "--tta", 3) == 2
+    assert "3 TTA views, untrimmed" in capsys.readouterr().err
+    calibrate_model(model_folder, small_corpus, embedding=tta3)
+    fitted = json.loads((model_folder / "calibration.json").read_text())["fitted_on"]
+    assert fitted["embedding"] == {"tta": 3, "trim": True}
+    assert verify(model_folder, a, b, prior=0.5, embedding=tta3).probability is not None
+    with pytest.raises(ConfigError, match=r"calibration in .*calibration\.json was measured"):
+        verify(model_folder, a, b, threshold=0.5)  # a probability from it would be off
+    fitted["embedding"] = {"tta": "3"}
+    (model_folder / "calibration.json").write_text(json.dumps({
+        **json.loads((model_folder / "calibration.json").read_text()), "fitted_on": fitted
+    }))  # fmt: skip
+    with pytest.raises(ModelError, match="'embedding' must be"):
+        verify(model_folder, a, b, threshold=0.5)
 
 
 def test_calibration_needs_a_local_folder(small_corpus: Path, model_folder: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from cryprint.errors import DataError, ModelError
 from cryprint.io import atomic_write_bytes, atomic_write_text, read_json
 from cryprint.models.files import CALIBRATION_NAME
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, check_score_basis
 from cryprint.scoring import Calibration, fit_calibration, reliability_bins
 
 if TYPE_CHECKING:  # the model-loading side imports torch: verify's ONNX path reads calibrations
@@ -69,12 +69,16 @@ def save_calibration(
     return atomic_write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
 
 
-def load_calibration(path: Path | str, model_id: str | None = None) -> Calibration:
+def load_calibration(
+    path: Path | str, model_id: str | None = None, basis: dict[str, Any] | None = None
+) -> Calibration:
     """Read a calibration written by :func:`save_calibration`.
 
     Args:
         path: the ``.json`` file.
         model_id: the weights it must belong to; None to check only the file's form.
+        basis: how the scores it will calibrate are embedded (:attr:`~cryprint.options.
+            EmbeddingOptions.score_basis`): one fitted otherwise is refused (ConfigError).
 
     Raises:
         ModelError: missing, unreadable, not JSON, not a calibration (an older file without
@@ -100,6 +104,13 @@ def load_calibration(path: Path | str, model_id: str | None = None) -> Calibrati
             f"calibration file {source} was fitted for other weights (the model changed "
             f"since): {_ADVICE}"
         )
+    fitted_on = data.get("fitted_on")
+    check_score_basis(
+        fitted_on.get("embedding") if isinstance(fitted_on, dict) else None,
+        basis,
+        f"the calibration in {source}",
+        f"{_ADVICE} with these options",
+    )
     return calibration
 
 
@@ -156,7 +167,12 @@ def calibrate_model(
     plot = _write_reliability_plot(
         loaded.folder / RELIABILITY_PLOT_NAME, calibration.probability(scores), labels, title
     )
-    fitted_on = {"split": split, "n_pairs": len(pairs), "n_target": n_target}
+    fitted_on = {
+        "split": split,
+        "n_pairs": len(pairs),
+        "n_target": n_target,
+        "embedding": (embedding or EmbeddingOptions()).score_basis,
+    }
     path = save_calibration(
         loaded.folder / CALIBRATION_NAME, calibration, embeddings.model_id, fitted_on
     )

@@ -236,7 +236,9 @@ def _evaluate_one(
     loaded = embedder.loaded
     if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
         try:
-            _update_model_evaluation(loaded.folder, report, scores["score"], labels)
+            _update_model_evaluation(
+                loaded.folder, report, embedder.options.score_basis, scores["score"], labels
+            )
         except OutputError as error:
             # The evaluation itself is complete and written; a read-only model folder only
             # means verify will need --threshold.
@@ -307,7 +309,8 @@ def _model_title_and_threshold(embedder: CryPrint, split: str) -> tuple[str, flo
     if split == "dev":
         return title, None
     try:
-        return title, stored_threshold(embedder.loaded, embedder.model_id)[0]
+        basis = embedder.options.score_basis
+        return title, stored_threshold(embedder.loaded, embedder.model_id, basis=basis)[0]
     except (ConfigError, ModelError):
         return title, None
 
@@ -341,6 +344,7 @@ def _split_summary(report: dict[str, Any]) -> dict[str, Any]:
 def _update_model_evaluation(
     model_folder: Path,
     report: dict[str, Any],
+    basis: dict[str, Any],
     scores: np.ndarray | None = None,
     labels: np.ndarray | None = None,
 ) -> Path:
@@ -348,8 +352,9 @@ def _update_model_evaluation(
     split also the thresholds ``cryprint verify`` decides at, under ``thresholds`` by the name
     ``--operating-point`` takes: ``eer`` (also kept as ``threshold``, the default) and, given
     the raw cosine ``scores`` (float [n_pairs]) and ``labels`` (0/1 [n_pairs]), ``far1``
-    (false acceptance rate at most 1 %). Metrics of other weights (an older ``model_id``)
-    are dropped."""
+    (false acceptance rate at most 1 %), each with the ``embedding`` it was measured on
+    (``basis``: :attr:`~cryprint.options.EmbeddingOptions.score_basis`, which verify checks).
+    Metrics of other weights (an older ``model_id``) are dropped."""
     path = model_folder / EVALUATION_NAME
     record: dict[str, Any] = {"model_id": report["model_id"], "splits": {}}
     if path.is_file():
@@ -366,7 +371,11 @@ def _update_model_evaluation(
         record["threshold"] = report["threshold"]
         record["threshold_source"] = "EER threshold of the raw cosine scores on the dev pairs"
         record["thresholds"] = {
-            "eer": {"threshold": report["threshold"], "source": record["threshold_source"]}
+            "eer": {
+                "threshold": report["threshold"],
+                "source": record["threshold_source"],
+                "embedding": basis,
+            }
         }
         if scores is not None and labels is not None:
             reached = threshold_at_false_accept_rate(scores, labels, FAR_TARGET)
@@ -379,5 +388,6 @@ def _update_model_evaluation(
                 ),
                 "far": reached.far,
                 "frr": reached.frr,
+                "embedding": basis,
             }
     return atomic_write_text(path, to_json(record))

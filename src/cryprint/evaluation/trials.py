@@ -131,7 +131,6 @@ def score_trials(
     Returns:
         The report (what ``report.json`` holds).
     """
-
     started = time.perf_counter()
     trials = Path(trials)
     table = read_trials(trials)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cryprint.errors import ConfigError, ModelError
 from cryprint.evaluation.calibrate import load_calibration
 from cryprint.models.files import CALIBRATION_NAME, EVALUATION_NAME, FolderRef
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, check_score_basis
 
 if TYPE_CHECKING:  # loading models imports torch; the ONNX path verifies without it
     from cryprint.models.folder import LoadedModel, ModelSpec
@@ -60,7 +60,10 @@ def _identity(model: ModelRef) -> str:
 
 
 def stored_threshold(
-    model: ModelRef, model_id: str | None = None, point: str = "eer"
+    model: ModelRef,
+    model_id: str | None = None,
+    point: str = "eer",
+    basis: dict[str, Any] | None = None,
 ) -> tuple[float, str]:
     """A threshold stored in the model folder's ``evaluation.json`` and a description.
 
@@ -68,10 +71,12 @@ def stored_threshold(
         model: the loaded model (its folder holds ``evaluation.json``).
         model_id: its :func:`model_identity`, when already known.
         point: a name of :data:`STORED_POINTS`: ``eer`` or ``far1``.
+        basis: how the scores it will be applied to are embedded
+            (:attr:`~cryprint.options.EmbeddingOptions.score_basis`); None: not checked.
 
     Raises:
-        ConfigError: an unknown point name, no model folder, no evaluation.json, or no such
-            threshold in it.
+        ConfigError: an unknown point name, no model folder, no evaluation.json, no such
+            threshold in it, or one measured on recordings embedded otherwise than ``basis``.
         ModelError: evaluation.json is unreadable or belongs to other weights.
     """
     if point not in STORED_POINTS:
@@ -90,6 +95,12 @@ def stored_threshold(
         )
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise ModelError(f"{path}: threshold must be a number, got {threshold!r}")
+    check_score_basis(
+        entry.get("embedding"),
+        basis,
+        f"the {STORED_POINTS[point]} in {path}",
+        "evaluate the dev split again with these options, or pass --threshold",
+    )
     return float(threshold), f"{STORED_POINTS[point]} from {path}"
 
 
@@ -122,17 +133,18 @@ def _evaluation_record(model: ModelRef, model_id: str | None) -> tuple[dict[str,
 
 
 def model_calibration(
-    model: ModelRef, model_id: str | None = None
+    model: ModelRef, model_id: str | None = None, basis: dict[str, Any] | None = None
 ) -> tuple[Calibration | None, Path | None]:
     """The model folder's calibration and its path; ``(None, None)`` when it has none.
 
     Raises:
         ModelError: calibration.json is invalid or was fitted for other weights.
+        ConfigError: it was fitted on recordings embedded otherwise than ``basis``.
     """
     if model.folder is None or not (model.folder / CALIBRATION_NAME).is_file():
         return None, None
     path = model.folder / CALIBRATION_NAME
-    return load_calibration(path, model_id or _identity(model)), path
+    return load_calibration(path, model_id or _identity(model), basis), path
 
 
 def operating_point(
@@ -143,6 +155,7 @@ def operating_point(
     prior: float | None = None,
     point: str | None = None,
     inconclusive: float | None = None,
+    basis: dict[str, Any] | None = None,
 ) -> OperatingPoint:
     """The model's operating point, with the folder's calibration when it has one.
 
@@ -157,6 +170,8 @@ def operating_point(
         point: ``eer`` or ``far1``.
         inconclusive: ``q`` in (0, 0.5): probabilities in ``(q, 1 − q)`` give the verdict
             "inconclusive"; needs a calibration.
+        basis: how the scores are embedded (:attr:`~cryprint.options.EmbeddingOptions.
+            score_basis`): a stored threshold or calibration measured otherwise is refused.
 
     Raises:
         ConfigError: more than one of threshold, prior and point; a prior or an inconclusive
@@ -176,7 +191,7 @@ def operating_point(
         raise ConfigError(f"{' and '.join(given)} each set the operating point: give one")
     if point is not None and point not in STORED_POINTS:
         raise ConfigError(f"unknown operating point {point!r}; choose from {sorted(STORED_POINTS)}")
-    calibration, path = model_calibration(model, model_id)
+    calibration, path = model_calibration(model, model_id, basis)
     if prior is not None:
         if calibration is None:
             raise ConfigError(
@@ -187,7 +202,7 @@ def operating_point(
             calibration, prior, "given", str(path), inconclusive=inconclusive
         )
     if threshold is None:
-        threshold, source = stored_threshold(model, model_id, point or "eer")
+        threshold, source = stored_threshold(model, model_id, point or "eer", basis)
     else:
         source = "given"
     return OperatingPoint(threshold, source, calibration, inconclusive=inconclusive)
