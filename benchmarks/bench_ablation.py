@@ -208,6 +208,34 @@ def summary(results: dict[str, Any]) -> str:
     return table([*header, "test EER % (per seed)", "test minDCF"], rows)
 
 
+def threshold_shift(out: Path) -> str:
+    """What a dev EER threshold measured on single-view embeddings does to TTA5 scores (why
+    verify refuses a threshold of other TTA views): per trained model, both dev thresholds and
+    the TTA5 dev/test false acceptance / false rejection rates at each."""
+    import pandas as pd
+
+    rows = []
+    for report in sorted((out / "evaluation").glob("*/*/*/tta1/dev/report.json")):
+        single, views = report.parents[1], report.parents[2] / f"tta{TTA_VIEWS}"
+        if not (views / "dev" / "report.json").is_file():
+            continue
+        own = json.loads((views / "dev" / "report.json").read_text())["threshold"]
+        moved = json.loads(report.read_text())["threshold"]
+        cells = [str(single.parent.relative_to(out / "evaluation")), f"{moved:.4f}", f"{own:.4f}"]
+        for split in ("dev", "test"):
+            scores = pd.read_csv(views / split / "scores.csv")
+            same, other = scores[scores["label"] == 1], scores[scores["label"] == 0]
+            for threshold in (own, moved):
+                far = 100 * (other["score"] >= threshold).mean()
+                frr = 100 * (same["score"] < threshold).mean()
+                cells.append(f"{far:.2f} / {frr:.2f}")
+        rows.append(cells)
+    header = ["model", "dev EER thr. (1 view)", f"(TTA{TTA_VIEWS})"]
+    at = [f"{split} FAR / FRR % at {which}" for split in ("dev", "test") for which in (
+        f"TTA{TTA_VIEWS} thr.", "1-view thr.")]  # fmt: skip
+    return table([*header, *at], rows)
+
+
 def main() -> None:
     args = arguments()
     print(machine_description())
@@ -218,6 +246,7 @@ def main() -> None:
     else:
         results = run_all(args)
     print(summary(results))
+    print(threshold_shift(args.out))
 
 
 if __name__ == "__main__":

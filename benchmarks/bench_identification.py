@@ -126,7 +126,8 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     store = folder / "embeddings.sqlite" if args.out else False
     embedder = CryPrint(args.model, device=args.device, store=store)
     if args.threshold is None:
-        threshold, source = stored_threshold(embedder.loaded, embedder.model_id)
+        basis = embedder.options.score_basis
+        threshold, source = stored_threshold(embedder.loaded, embedder.model_id, basis=basis)
     else:
         threshold, source = args.threshold, "given"
     started = time.perf_counter()

@@ -192,17 +192,17 @@ def test_a_gallery_embedded_otherwise_is_refused(
                  str(cry)]) == 0  # fmt: skip
     before = gallery.read_bytes()
     query = ["identify", "--gallery", str(gallery), *model, "--threshold", "0.5", str(cry)]
-    assert main(query) == ModelError.exit_code
+    assert main(query) == ConfigError.exit_code
     err = capsys.readouterr().err
-    assert "3 views, trimmed" in err and "1 view, trimmed" in err and "--tta" in err
-    assert main([*query, "--tta", "3", "--no-trim"]) == ModelError.exit_code
+    assert "3 TTA views, trimmed" in err and "1 TTA view, trimmed" in err and "--tta" in err
+    assert main([*query, "--tta", "3", "--no-trim"]) == ConfigError.exit_code
     again = ["enroll", "--gallery", str(gallery), *model, "--baby", "y", str(cry)]
-    assert main(again) == ModelError.exit_code  # an enrolment made otherwise, too
+    assert main(again) == ConfigError.exit_code  # an enrolment made otherwise, too
     assert gallery.read_bytes() == before
     assert main([*query, "--tta", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["best"] == "x"
     assert main(["gallery", "list", "--gallery", str(gallery)]) == 0
-    assert "(torch fp32, 3 views, trimmed)" in capsys.readouterr().out
+    assert "(torch fp32, 3 TTA views, trimmed)" in capsys.readouterr().out
 
 
 def test_bf16_and_fp32_share_a_gallery_and_older_galleries_still_open(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cryprint.api import CryPrint
-from cryprint.errors import ConfigError
-from cryprint.options import EmbeddingOptions
+from cryprint.errors import ConfigError, ModelError
+from cryprint.options import EmbeddingOptions, check_score_basis, embedder_for
 
 
 @pytest.mark.parametrize(
@@ -43,10 +43,24 @@ def test_the_embedder_carries_the_options_and_a_loaded_one_is_kept(model_folder:
     assert embedder.options == options and (embedder.tta, embedder.trim) == (3, False)
     assert embedder.store is None
     assert EmbeddingOptions(tta=5).embedder(embedder) is embedder
+    assert embedder_for(embedder, EmbeddingOptions(tta=5)) is embedder
+    assert embedder.scoring_key == f"{embedder.model_id}|tta3"  # untrimmed: no "|trim"
+    assert embedder.embedding_description == "torch fp32, 3 TTA views, untrimmed"
+
+
+def test_a_mismatch_names_both_ways_and_the_options_to_pass() -> None:
+    stored, given = {"tta": 5, "trim": True}, {"tta": 1, "trim": False}
+    with pytest.raises(ConfigError) as refused:
+        check_score_basis(stored, given, "the threshold in X", "evaluate again")
+    message = str(refused.value)
+    assert "5 TTA views, trimmed" in message and "1 TTA view, untrimmed" in message
     assert (
-        embedder.embedding_key.endswith("|tta3") and embedder.scoring_key == embedder.embedding_key
+        "--tta 5 without --no-trim" in message and "EmbeddingOptions(tta=5, trim=True)" in message
     )
-    assert embedder.embedding_description == "torch fp32, 3 views, untrimmed"
+    check_score_basis(None, given, "an older file", "-")  # nothing recorded: nothing to check
+    check_score_basis(stored, None, "unchecked", "-")
+    with pytest.raises(ModelError, match="'embedding' must be"):
+        check_score_basis({"tta": True, "trim": True}, given, "X", "-")
 
 
 def test_checking_options_imports_no_torch() -> None:

@@ -25,7 +25,7 @@ from cryprint.data.inputs import check_recording, read_recording, recording_file
 from cryprint.engines import make_engine
 from cryprint.errors import AudioError
 from cryprint.evaluation.verify import operating_point
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, describe_basis
 from cryprint.progress import Progress
 from cryprint.scoring import cosine_matrix
 from cryprint.scoring.verdict import Verdict
@@ -79,7 +79,6 @@ class CryPrint:
         precision: str = "auto",
     ) -> None:
         self.options = EmbeddingOptions(device, backend, precision, tta, trim)
-        self.tta, self.trim = tta, trim
         self.engine = make_engine(model, self.options)
         self.backend = "onnx" if hasattr(self.engine, "runtime") else "torch"
         self.loaded = self.engine.loaded  # what thresholds and calibrations belong to
@@ -88,26 +87,29 @@ class CryPrint:
         self.computed = 0  # recordings embedded by the model (not found in the store)
 
     @property
-    def embedding_key(self) -> str:
-        """The identity of the embeddings made here: the engine's (weights, and bf16 or int8
-        arithmetic) plus the TTA views and trimming. Embeddings of two keys are never mixed."""
-        return self.engine.embedding_id + self._key_suffix
+    def tta(self) -> int:
+        return self.options.tta
+
+    @property
+    def trim(self) -> bool:
+        return self.options.trim
 
     @property
     def scoring_key(self) -> str:
         """What two embeddings must share to be scored against each other (a gallery's
-        enrolments and a cry): :attr:`embedding_key`, except that bf16 and fp32 arithmetic
-        match — their embeddings' cosine is >= 0.9999 (measured), so a gallery enrolled where
+        enrolments and a cry): the engine's embedding id (the weights; an int8 export has its
+        own), the TTA views and trimming. bf16 and fp32 arithmetic match — their embeddings'
+        cosine is >= 0.99995 (benchmarks/RESULTS.md) — so a gallery enrolled where
         ``precision="auto"`` picks bf16 serves a machine where it picks fp32."""
         engine_id = self.model_id if self.engine.arithmetic == "bf16" else self.engine.embedding_id
         return engine_id + self._key_suffix
 
     @property
     def embedding_description(self) -> str:
-        """How recordings are embedded here, in words (``torch fp32, 1 view, trimmed``)."""
-        views = f"{self.tta} view{'s' if self.tta > 1 else ''}"
-        trimmed = "trimmed" if self.trim else "untrimmed"
-        return f"{self.backend} {self.engine.arithmetic}, {views}, {trimmed}"
+        """How recordings are embedded here, in words (``torch fp32, 1 TTA view, trimmed``)."""
+        return (
+            f"{self.backend} {self.engine.arithmetic}, {describe_basis(self.options.score_basis)}"
+        )
 
     @property
     def _key_suffix(self) -> str:

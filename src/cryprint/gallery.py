@@ -51,7 +51,7 @@ from numpy.typing import ArrayLike
 from cryprint import __version__
 from cryprint.data.inputs import recording_files
 from cryprint.errors import ConfigError, DataError, ModelError, OutputError
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, embedder_for
 from cryprint.scoring import cosine_matrix, unit_rows
 from cryprint.store import audio_key
 
@@ -435,8 +435,9 @@ class Gallery:
         scoring_key: str | None = None,
         embedding: str = "",
     ) -> None:
-        """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim]), made
-        as ``scoring_key`` says (when both it and the gallery record one)."""
+        """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim]), and
+        ConfigError unless they were made as ``scoring_key`` says (when both it and the gallery
+        record one)."""
         if model_id != self.model_id or (dim is not None and int(dim) != self.dim):
             made_with = self.meta.get("model_source") or "another model"
             raise ModelError(
@@ -447,7 +448,7 @@ class Gallery:
             )
         stored = self.meta.get("scoring_key")
         if scoring_key is not None and stored is not None and stored != scoring_key:
-            raise ModelError(
+            raise ConfigError(
                 f"{self.path} was enrolled with embeddings made as "
                 f"{self.meta.get('embedding') or stored}; these cries would be embedded as "
                 f"{embedding or scoring_key}, and the two do not compare exactly — use the "
@@ -677,9 +678,10 @@ def enroll(
         progress: show embedding progress.
 
     Raises:
-        ConfigError: bad baby id or no recordings. AudioError: a missing or bad recording.
-        DataError: not a gallery. ModelError: another model's gallery, or one embedded
-            otherwise. OutputError: cannot write.
+        ConfigError: bad baby id or no recordings, or a gallery embedded otherwise (other
+            TTA views, trimming, an int8 export). AudioError: a missing or bad recording.
+        DataError: not a gallery. ModelError: another model's gallery. OutputError: cannot
+            write.
     """
     baby_id = check_baby_id(baby_id)
     gallery_path = Path(gallery_path)
@@ -691,7 +693,7 @@ def enroll(
         Gallery.open(gallery_path).close()  # not a gallery: refused before loading the model
     else:
         _check_new_gallery(gallery_path)
-    embedder = (embedding or EmbeddingOptions()).embedder(model)
+    embedder = embedder_for(model, embedding)
     if existing:
         _open_for(gallery_path, embedder).close()
     vectors = embedder.embed_many(recordings, progress=progress)
@@ -726,9 +728,10 @@ def identify(
             None: the defaults): as the gallery's enrolments were.
 
     Raises:
-        ConfigError: bad ``top`` or threshold, or none given and none stored. DataError: not a
-            gallery, an empty one, or a damaged enrolment. ModelError: another model's gallery,
-            or one embedded otherwise. AudioError: a missing or bad recording.
+        ConfigError: bad ``top`` or threshold, none given and none stored, or a gallery (or
+            a stored threshold) embedded otherwise. DataError: not a gallery, an empty one, or
+            a damaged enrolment. ModelError: another model's gallery. AudioError: a missing or
+            bad recording.
     """
     from cryprint.evaluation.verify import stored_threshold
 
@@ -740,7 +743,7 @@ def identify(
         if not gallery.babies():
             raise DataError(f"{gallery_path}: no baby is enrolled; `cryprint enroll` first")
     recording_files(cry)
-    embedder = (embedding or EmbeddingOptions()).embedder(model)
+    embedder = embedder_for(model, embedding)
     source = "given"
     if threshold is None:
         basis = embedder.options.score_basis

@@ -79,6 +79,17 @@ class EmbeddingOptions:
         return CryPrint(model, store=store, **asdict(self))
 
 
+def embedder_for(
+    model: Any,
+    embedding: EmbeddingOptions | None = None,
+    store: EmbeddingStore | str | bool | None = True,
+) -> CryPrint:
+    """What every library function that embeds does with its ``model`` and ``embedding=``:
+    ``model`` itself when it is a :class:`cryprint.CryPrint`, else the model loaded with
+    ``embedding`` (None: the defaults — on the CPU) and ``store``."""
+    return (embedding or EmbeddingOptions()).embedder(model, store)
+
+
 def check_score_basis(stored: object, given: dict[str, Any] | None, what: str, redo: str) -> None:
     """Refuse ``what`` (a stored threshold or calibration, named with its file) when it was
     measured on recordings embedded otherwise than ``given`` (a :attr:`EmbeddingOptions.
@@ -99,14 +110,16 @@ def check_score_basis(stored: object, given: dict[str, Any] | None, what: str, r
         or not isinstance(stored["trim"], bool)
     ):
         raise ModelError(f'{what}: \'embedding\' must be {{"tta": N, "trim": true|false}}')
-    flags = f"--tta {stored['tta']}" + ("" if stored["trim"] else " --no-trim")
+    trim = " --no-trim" if not stored["trim"] else " without --no-trim" if not given["trim"] else ""
     raise ConfigError(
-        f"{what} was measured on recordings embedded with {_in_words(stored)}, but these are "
-        f"embedded with {_in_words(given)}: its scores would not sit where it was set. Embed "
-        f"as it was ({flags}), or {redo}"
+        f"{what} was measured on recordings embedded with {describe_basis(stored)}, but these "
+        f"are embedded with {describe_basis(given)}: its scores would not sit where it was set. "
+        f"Embed as it was (--tta {stored['tta']}{trim}; in Python EmbeddingOptions(tta="
+        f"{stored['tta']}, trim={stored['trim']})), or {redo}"
     )
 
 
-def _in_words(basis: dict[str, Any]) -> str:
+def describe_basis(basis: dict[str, Any]) -> str:
+    """A :attr:`EmbeddingOptions.score_basis` in words: ``5 TTA views, trimmed``."""
     views = basis["tta"]
     return f"{views} TTA view{'s' if views > 1 else ''}, {'' if basis['trim'] else 'un'}trimmed"

@@ -81,3 +81,19 @@ def test_use_section_states_the_threshold_and_the_calibration(model_folder: Path
 def test_a_folder_without_weights_is_not_a_model_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"missing hyperparams\.yaml, embedding_model\.ckpt"):
         model_card(tmp_path)
+
+
+def test_the_verify_command_embeds_as_the_threshold_was_measured(model_folder: Path) -> None:
+    """verify refuses a threshold measured with other TTA views or trimming, so the card's
+    command carries them (a demo --recipe winners model is evaluated with --tta 5)."""
+    assert "cryprint verify a.wav b.wav --model THIS_FOLDER\n" in model_card(model_folder)
+    for basis, flags in (
+        ({"tta": 5, "trim": True}, " --tta 5"),
+        ({"tta": 1, "trim": False}, " --no-trim"),
+        ({"tta": 1, "trim": True}, ""),
+        ("junk", ""),
+    ):
+        eer = {"threshold": 0.4, "source": "dev", "embedding": basis}
+        payload = {"splits": {"dev": {"eer": 0.25}}, "threshold": 0.4, "thresholds": {"eer": eer}}
+        (model_folder / "evaluation.json").write_text(json.dumps(payload))
+        assert f"--model THIS_FOLDER{flags}\n```" in model_card(model_folder), basis

@@ -137,8 +137,8 @@ def _default_outputs(line: list[str]) -> list[Path]:
     if line[0] == "evaluate":
         split, model = _option(line, "--split") or "dev", _option(line, "--model")
         with contextlib.suppress(OSError):  # a name too long to look at: beside the data
-            if line.count("--model") == 1 and model and Path(model).is_dir():
-                return [Path(model).resolve().parent / f"evaluation-{split}"]
+            if line.count("--model") == 1 and model and Path(model).expanduser().is_dir():
+                return [Path(model).expanduser().resolve().parent / f"evaluation-{split}"]
         data = Path(_option(line, "--data") or ".").resolve()
         return [data.parent / f"{data.name}-evaluation-{split}"]
     if line[0] == "score" and _option(line, "--trials"):

@@ -51,7 +51,7 @@ noise with a random slope of −9…−1 dB/octave at an SNR of 50 − U(15, 35)
 its level constant across the recording's files. Loud files are scaled to a 0.97 peak (no
 clipping).
 
-``difficulty`` (≥ 0, default 1) multiplies every standard deviation of the per-expiration
+``difficulty`` (0 to 5, default 1) multiplies every standard deviation of the per-expiration
 variation, the recording context, the B→D drift, and the channel's EQ, band limits, level
 spread and noise (the ``U(...)`` terms above). At 0 the cries of a baby differ only in
 duration, breaks, hyperphonation, jitter/shimmer/aspiration noise, and the channel is clean
@@ -207,7 +207,7 @@ def render_expiration(
         session: the recording it belongs to (shared by the recording's expirations).
         rng: the recording's generator; always advanced by the same number of draws for the
             same ``samples`` and voice, whatever ``difficulty``.
-        difficulty: ≥ 0, scales the per-expiration variation (see the module docstring).
+        difficulty: 0 to 5, scales the per-expiration variation (see the module docstring).
     """
     # Per-expiration deviations: [0:5] melody, [5] breathiness, [6:15] filter, [15] level.
     varied = rng.standard_normal(16) * difficulty

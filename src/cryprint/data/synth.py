@@ -181,7 +181,9 @@ def generate_corpus(
     try:
         difficulty = float(difficulty)
     except (TypeError, ValueError) as error:
-        raise DataError(f"difficulty must be a number >= 0, got {difficulty!r}") from error
+        raise DataError(
+            f"difficulty must be a number from 0 to {MAX_DIFFICULTY:g}, got {difficulty!r}"
+        ) from error
     if not math.isfinite(difficulty) or not 0 <= difficulty <= MAX_DIFFICULTY:
         raise DataError(
             f"difficulty must be a number from 0 to {MAX_DIFFICULTY:g}, got {difficulty!r}"

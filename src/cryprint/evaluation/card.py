@@ -312,8 +312,9 @@ def _use_section(facts: _ModelFacts) -> list[str]:
     """How to verify with cryprint and with SpeechBrain alone, and the decision threshold."""
     threshold = facts.evaluation.get("threshold")
     threshold_text = f"{threshold:.4f}" if threshold is not None else "THRESHOLD"
+    command = "cryprint verify a.wav b.wav --model THIS_FOLDER" + _embedding_flags(facts)
     lines = ["## Use", "", "With cryprint (files, or folders of cry segments):", ""]
-    lines += ["```bash", "cryprint verify a.wav b.wav --model THIS_FOLDER", "```", ""]
+    lines += ["```bash", command, "```", ""]
     lines += ["With SpeechBrain alone:", "", "```python"]
     lines += [
         "from speechbrain.inference.speaker import SpeakerRecognition",
@@ -343,6 +344,20 @@ def _use_section(facts: _ModelFacts) -> list[str]:
             "the dev pairs (prior: their share of same-baby pairs).",
         ]
     return lines
+
+
+def _embedding_flags(facts: _ModelFacts) -> str:
+    """The --tta/--no-trim the stored dev threshold was measured with (verify needs them)."""
+    thresholds = facts.evaluation.get("thresholds")
+    eer = thresholds.get("eer") if isinstance(thresholds, dict) else None
+    basis = eer.get("embedding") if isinstance(eer, dict) else None
+    if not isinstance(basis, dict):
+        return ""
+    tta = basis.get("tta")
+    views = (
+        f" --tta {tta}" if isinstance(tta, int) and not isinstance(tta, bool) and tta > 1 else ""
+    )
+    return views + (" --no-trim" if basis.get("trim") is False else "")
 
 
 def _limitations_section() -> list[str]:

@@ -33,7 +33,7 @@ from cryprint.data.layout import SPLITS, read_metadata
 from cryprint.errors import DataError, OutputError
 from cryprint.io import atomic_write, writable_target
 from cryprint.models.folder import ModelSpec
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, embedder_for
 from cryprint.store import audio_key
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def embed_split(
     """
     root = Path(root)
     keys, data_id = split_keys(root, split)
-    embedder = (embedding or EmbeddingOptions()).embedder(model, store)
+    embedder = embedder_for(model, embedding, store)
     rows = read_metadata(root)
     listed = recording_files(rows[rows["split"] == split])
     if [f"{baby_id}{period}" for baby_id, period, _ in listed] != keys:

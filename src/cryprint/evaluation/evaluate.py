@@ -62,7 +62,7 @@ from cryprint.io import (
 )
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, ModelSpec
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, embedder_for
 from cryprint.scoring import (
     threshold_at_false_accept_rate,
 )
@@ -167,7 +167,7 @@ def evaluate(
     for folder in folders:  # before any work: an output that may not be replaced fails now
         check_replaceable_folder(folder, REPORT_NAME, "an evaluation")
     # Every model loads before any embedding: a missing second model fails now, not in an hour.
-    embedders = [(embedding or EmbeddingOptions()).embedder(spec) for spec in model_specs]
+    embedders = [embedder_for(spec, embedding) for spec in model_specs]
     stored = load_fusion(fusion, embedders) if fusion is not None and not fit_now else None
     reports, columns = [], []
     with folder_lock(out_dir, "cryprint evaluate"):

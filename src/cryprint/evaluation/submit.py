@@ -23,7 +23,7 @@ from cryprint.evaluation.fusion import FIT_ON_DEV, StoredFusion, resolve_fusion,
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.io import atomic_write_text, writable_target
 from cryprint.models.folder import ModelSpec
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, embedder_for
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def write_submission(
     """
     root, out = Path(root), Path(out)
     sample, pairs = _checked_sample(root, out)
-    embedder = (embedding or EmbeddingOptions()).embedder(model)
+    embedder = embedder_for(model, embedding)
     embeddings = embed_split(embedder, root, "test", progress=progress)
     top_n = None
     if as_norm_top_n is None:
@@ -131,7 +131,7 @@ def write_fused_submission(
     """
     root, out = Path(root), Path(out)
     sample, pairs = _checked_sample(root, out)
-    embedders = [(embedding or EmbeddingOptions()).embedder(model) for model in models]
+    embedders = [embedder_for(model, embedding) for model in models]
     stored = resolve_fusion(fusion, embedders, root, progress)
     scores = stored.fusion.apply(split_scores(embedders, root, "test", pairs, progress))
     _write(out, sample, pairs, scores)

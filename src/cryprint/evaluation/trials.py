@@ -46,7 +46,7 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.folder import ModelSpec
-from cryprint.options import EmbeddingOptions
+from cryprint.options import EmbeddingOptions, embedder_for
 from cryprint.scoring import cosine_pairs
 
 TRIALS_COLUMNS = ("enrollment", "test")
@@ -136,7 +136,7 @@ def score_trials(
     table = read_trials(trials)
     folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
     check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
-    embedder = (embedding or EmbeddingOptions()).embedder(model)
+    embedder = embedder_for(model, embedding)
     recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)
     index = {recording: row for row, recording in enumerate(recordings)}

@@ -14,13 +14,14 @@ when the score reaches the threshold (:mod:`cryprint.scoring.verdict`).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryprint.errors import ConfigError, ModelError
 from cryprint.evaluation.calibrate import load_calibration
 from cryprint.models.files import CALIBRATION_NAME, EVALUATION_NAME, FolderRef
-from cryprint.options import EmbeddingOptions, check_score_basis
+from cryprint.options import EmbeddingOptions, check_score_basis, embedder_for
 
 if TYPE_CHECKING:  # loading models imports torch; the ONNX path verifies without it
     from cryprint.models.folder import LoadedModel, ModelSpec
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # loading models imports torch; the ONNX path verifies withou
     ModelRef = LoadedModel | FolderRef
 from cryprint.scoring import Calibration
 from cryprint.scoring.verdict import OperatingPoint, Verdict
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "STORED_POINTS",
@@ -171,7 +174,9 @@ def operating_point(
         inconclusive: ``q`` in (0, 0.5): probabilities in ``(q, 1 − q)`` give the verdict
             "inconclusive"; needs a calibration.
         basis: how the scores are embedded (:attr:`~cryprint.options.EmbeddingOptions.
-            score_basis`): a stored threshold or calibration measured otherwise is refused.
+            score_basis`): a stored threshold measured otherwise is refused, and so is a
+            calibration fitted otherwise when the prior or the band needs it (else it is left
+            out, with a warning: the verdict then has no probability).
 
     Raises:
         ConfigError: more than one of threshold, prior and point; a prior or an inconclusive
@@ -191,7 +196,14 @@ def operating_point(
         raise ConfigError(f"{' and '.join(given)} each set the operating point: give one")
     if point is not None and point not in STORED_POINTS:
         raise ConfigError(f"unknown operating point {point!r}; choose from {sorted(STORED_POINTS)}")
-    calibration, path = model_calibration(model, model_id, basis)
+    try:
+        calibration, path = model_calibration(model, model_id, basis)
+    except ConfigError as fitted_otherwise:
+        if prior is not None or inconclusive is not None:
+            raise  # they need the calibration
+        # The decision needs none: it stands, without a probability that would be off.
+        logger.warning("%s. No P(same baby) is given.", fitted_otherwise)
+        calibration, path = None, None
     if prior is not None:
         if calibration is None:
             raise ConfigError(
@@ -236,5 +248,5 @@ def verify(
         AudioError: bad or too short audio, or no cry in it.
         ModelError: bad model folder, stale evaluation.json, invalid or stale calibration.json.
     """
-    embedder = (embedding or EmbeddingOptions()).embedder(model, store)
+    embedder = embedder_for(model, embedding, store)
     return embedder.verify(a, b, threshold, prior=prior, point=point, inconclusive=inconclusive)
