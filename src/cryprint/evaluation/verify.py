@@ -244,7 +244,8 @@ def verify(
             None: the defaults). store: the embedding store (see :class:`cryprint.CryPrint`).
 
     Raises:
-        ConfigError: no threshold given and none stored, or a bad operating point.
+        ConfigError: no threshold given and none stored, a bad operating point, or a stored
+            one measured on recordings embedded with other TTA views or trimming.
         AudioError: bad or too short audio, or no cry in it.
         ModelError: bad model folder, stale evaluation.json, invalid or stale calibration.json.
     """
