@@ -140,7 +140,11 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     def record(name: str, measure: Any) -> None:
         if name not in results:
             started = time.perf_counter()
-            results[name] = {**measure(), "seconds": round(time.perf_counter() - started, 1)}
+            measured = {**measure(), "seconds": round(time.perf_counter() - started, 1)}
+            # Re-read first: another run of this script may have recorded results meanwhile.
+            if results_path.is_file():
+                results.update(json.loads(results_path.read_text()))
+            results[name] = measured
             atomic_write_text(results_path, json.dumps(results, indent=1, sort_keys=True))
         print(name, json.dumps(results[name]), flush=True)
 
