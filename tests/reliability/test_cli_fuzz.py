@@ -3,7 +3,8 @@
 For each subcommand, hypothesis builds command lines from the parser's own options (so a new
 subcommand or flag is fuzzed without changing this file): each option gets a valid value, a
 hostile one (NaN, inf, negative, huge, an over-long name, a device node, a FIFO, a folder where a
-file is expected, /proc, a hub id while offline) or is left out. Asserted for every command:
+file is expected, /proc, a hub id while offline) or is left out; a third of the lines are all
+valid, a third have one hostile value, a third mix them. Asserted for every command:
 
 - the exit code is one of the README's (never 70, never an uncaught exception);
 - no file outside the output paths given on the command line changed (every file and folder of
@@ -78,10 +79,11 @@ def sandbox(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     rows = [f"{b},{d},{int(b.parent == d.parent)}\n" for b in b_and_d[::2] for d in b_and_d[1::2]]
     trials = inputs / "trials.csv"  # score's valid input: B vs D, labelled, beside its audio
     trials.write_text("enrollment,test,label\n" + "".join(rows))
+    (inputs / "config.yaml").write_text("epochs: 1\nchannels: 8\nbatch_babies: 2\n")
     outputs = root / "outputs"
     outputs.mkdir()
     return {"root": root, "inputs": inputs, "corpus": corpus, "model": model, "wav": wav,
-            "trials": trials, "outputs": outputs}  # fmt: skip
+            "trials": trials, "config": inputs / "config.yaml", "outputs": outputs}  # fmt: skip
 
 
 def _snapshot(folder: Path, outputs: list[Path]) -> dict[str, tuple]:
@@ -100,7 +102,10 @@ def _snapshot(folder: Path, outputs: list[Path]) -> dict[str, tuple]:
     return seen
 
 
-def _paths(box: dict[str, Path], flag: str, output: bool) -> st.SearchStrategy[str]:
+Values = tuple[st.SearchStrategy[str], st.SearchStrategy[str]]  # (valid, hostile)
+
+
+def _paths(box: dict[str, Path], flag: str, output: bool) -> Values:
     inputs = box["inputs"]
     hostile = st.sampled_from([
         "", " ", "-", "does/not exist", "owner/name", "x" * 300 + ".wav",
@@ -119,9 +124,10 @@ def _paths(box: dict[str, Path], flag: str, output: bool) -> st.SearchStrategy[s
                 "--data": [str(box["corpus"])],
                 "data": [str(box["corpus"])],
                 "--trials": [str(box["trials"])],
+                "--config": [str(box["config"])],
             }.get(flag, [str(box["wav"]), str(box["wav"].parent)])
         )
-    return st.one_of(valid, valid, hostile)
+    return valid, hostile
 
 
 def _option(line: list[str], flag: str) -> str | None:
@@ -157,8 +163,8 @@ def _named_outputs(line: list[str]) -> list[Path]:
     return [path.absolute() for path in named if str(path).strip()]
 
 
-# Values that pass on their own, so that about two options in three are valid and command lines
-# get past the parser into the library's own checks.
+# Values that pass on their own, so that command lines get past the parser into the library's
+# own checks and, when every value is valid, to the work itself.
 VALID_NUMBERS = {
     "--epochs": ["1", "2"], "--babies": ["20"], "--seed": ["0", "7"], "--channels": ["8", "16"],
     "--batch-babies": ["2", "4"], "--crops-per-baby": ["2"], "--keep-best": ["1"],
@@ -171,38 +177,53 @@ VALID_NUMBERS = {
 HOSTILE_NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1e308", "9" * 25, "1.5", "x", ""]
 
 
-def _value(action: argparse.Action, box: dict[str, Path]) -> st.SearchStrategy[str]:
+def _values(action: argparse.Action, box: dict[str, Path]) -> Values:
+    """The valid and the hostile values of one option."""
     flag = action.option_strings[0] if action.option_strings else action.dest
     if action.choices:
-        valid = st.sampled_from([str(c) for c in action.choices])
-        return st.one_of(valid, valid, st.text(max_size=8))
+        return st.sampled_from([str(c) for c in action.choices]), st.text(max_size=8)
     if action.type in (int, float) or flag in VALID_NUMBERS:
         valid = st.sampled_from(VALID_NUMBERS.get(flag, ["1"]))
         hostile = st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.integers(-(2**70), 2**70).map(str))
-        return st.one_of(valid, valid, hostile)
+        return valid, hostile
     if action.type is Path or flag in ("--model", "--data", "--init", "--trials", "a", "b", "data"):
         return _paths(box, flag, flag in OUTPUT_OPTIONS)
-    valid = st.sampled_from(["cpu", "auto"] if flag == "--device" else ["random"])
-    return st.one_of(
-        valid, valid, st.sampled_from(["cuda:9", "meta", "x", ""]), st.text(max_size=12)
+    valid = st.sampled_from(
+        {"--device": ["cpu", "auto"], "--shard": ["1/2", "2/2"]}.get(flag, ["random"])
     )
+    return valid, st.one_of(st.sampled_from(["cuda:9", "meta", "x", ""]), st.text(max_size=12))
+
+
+# How hostile a command line is: every value valid (the success paths and their outputs), one
+# hostile value (each check alone), or each value hostile one time in three (checks together).
+MODES = ("valid", "one hostile", "mixed")
 
 
 @st.composite
 def command_lines(draw: st.DrawFn, command: str, box: dict[str, Path]) -> list[str]:
     parser = _subparsers(cli.build_parser())[command]
+    actions = [
+        action
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and action.dest != "debug"
+    ]
+    mode = draw(st.sampled_from(MODES))
+    hostile_at = draw(st.integers(0, len(actions) - 1)) if mode == "one hostile" else -1
     line = [command]
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction) or action.dest == "debug":
-            continue
+    for index, action in enumerate(actions):
+        valid, hostile = _values(action, box)
+        if mode == "mixed":
+            value = st.one_of(valid, valid, hostile)
+        else:
+            value = hostile if index == hostile_at else valid
         if not action.option_strings:  # positional: always given
-            line.append(draw(_value(action, box)))
+            line.append(draw(value))
             continue
         if not action.required and draw(st.booleans()):
             continue
         line.append(action.option_strings[0])
         if action.nargs != 0:
-            line.append(draw(_value(action, box)))
+            line.append(draw(value))
     return line
 
 
