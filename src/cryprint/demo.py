@@ -138,10 +138,8 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     for split in ("dev", "test"):
         say(f"evaluating the untrained model on {split} ...")
         folder = settings.out / "evaluation" / "untrained" / split
-        results["before"][split] = evaluate([untrained], root, split, folder, embedding=embedding)[
-            0
-        ]
-        results["before"][split]["folder"] = str(folder)
+        [report] = evaluate([untrained], root, split, folder, embedding=embedding)
+        results["before"][split] = {**report, "folder": str(folder)}
     say(
         f"training ({config.method}, ECAPA channels {config.channels}, {config.epochs} "
         f"epochs) into {run} ..."
@@ -150,10 +148,8 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     for split in ("dev", "test"):
         say(f"evaluating the trained model on {split} ...")
         folder = settings.out / "evaluation" / settings.method / split
-        results["after"][split] = evaluate(
-            [trained.best], root, split, folder, embedding=embedding
-        )[0]
-        results["after"][split]["folder"] = str(folder)
+        [report] = evaluate([trained.best], root, split, folder, embedding=embedding)
+        results["after"][split] = {**report, "folder": str(folder)}
     results["table"] = before_after_table(results, settings.method)
     results["seconds_per_epoch"] = sum(r["seconds"] for r in trained.history[1:]) / max(
         1, len(trained.history) - 1
