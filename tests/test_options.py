@@ -39,10 +39,9 @@ def test_cryprint_checks_its_options_the_same_way(model_folder: Path) -> None:
 
 def test_the_embedder_carries_the_options_and_a_loaded_one_is_kept(model_folder: Path) -> None:
     options = EmbeddingOptions(tta=3, trim=False, backend="torch", precision="fp32")
-    embedder = options.embedder(model_folder, store=False)
+    embedder = embedder_for(model_folder, options, store=False)
     assert embedder.options == options and (embedder.tta, embedder.trim) == (3, False)
     assert embedder.store is None
-    assert EmbeddingOptions(tta=5).embedder(embedder) is embedder
     assert embedder_for(embedder, EmbeddingOptions(tta=5)) is embedder
     assert embedder.scoring_key == f"{embedder.model_id}|tta3"  # untrimmed: no "|trim"
     assert embedder.embedding_description == "torch fp32, 3 TTA views, untrimmed"

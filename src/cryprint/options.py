@@ -5,8 +5,8 @@
 5
 
 The CLI builds it from ``--device --backend --precision --tta --no-trim``; library functions take
-it as ``embedding=`` (None: the defaults), and :meth:`EmbeddingOptions.embedder` loads a model
-with it. Torch-free: checking the options imports nothing heavy.
+it as ``embedding=`` (None: the defaults), and :func:`embedder_for` loads a model with it.
+Torch-free: checking the options imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -69,15 +69,6 @@ class EmbeddingOptions:
         checked by :func:`check_score_basis`."""
         return {"tta": self.tta, "trim": self.trim}
 
-    def embedder(self, model: Any, store: EmbeddingStore | str | bool | None = True) -> CryPrint:
-        """``model`` itself when it already is a :class:`cryprint.CryPrint` (its own options
-        stand), else the model loaded with these options and ``store``."""
-        from cryprint.api import CryPrint
-
-        if isinstance(model, CryPrint):
-            return model
-        return CryPrint(model, store=store, **asdict(self))
-
 
 def embedder_for(
     model: Any,
@@ -87,7 +78,11 @@ def embedder_for(
     """What every library function that embeds does with its ``model`` and ``embedding=``:
     ``model`` itself when it is a :class:`cryprint.CryPrint`, else the model loaded with
     ``embedding`` (None: the defaults — on the CPU) and ``store``."""
-    return (embedding or EmbeddingOptions()).embedder(model, store)
+    from cryprint.api import CryPrint
+
+    if isinstance(model, CryPrint):
+        return model  # its own options stand
+    return CryPrint(model, store=store, **asdict(embedding or EmbeddingOptions()))
 
 
 def check_score_basis(stored: object, given: dict[str, Any] | None, what: str, redo: str) -> None:

@@ -22,8 +22,9 @@ from cryprint.errors import ConfigError
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from cryprint.evaluation.embed import embed_split
+    from cryprint.options import embedder_for
 
-    embedder = embedding_options(args).embedder(args.model)
+    embedder = embedder_for(args.model, embedding_options(args))
     embeddings = embed_split(
         embedder, args.data, args.split, args.out, progress=progress(), shard=args.shard
     )

@@ -74,15 +74,10 @@ def how_models_embed(embedders: Sequence[CryPrint]) -> dict[str, Any]:
     """How the fused models embed recordings: the TTA views and trimming (the same for all of
     them) and each model's embedding id (its weights, engine and precision: bf16 or int8
     embeddings have their own)."""
-    options = {(embedder.tta, embedder.trim) for embedder in embedders}
-    if len(options) != 1:
+    bases = [embedder.options.score_basis for embedder in embedders]
+    if any(basis != bases[0] for basis in bases):
         raise ConfigError("fused models must embed with the same --tta and trimming")
-    tta, trim = options.pop()
-    return {
-        "tta": tta,
-        "trim": trim,
-        "embedding_ids": [embedder.engine.embedding_id for embedder in embedders],
-    }
+    return {**bases[0], "embedding_ids": [embedder.engine.embedding_id for embedder in embedders]}
 
 
 def labelled_dev_pairs(root: Path) -> pd.DataFrame:
@@ -188,11 +183,12 @@ def _check_models(source: Path, stored: StoredFusion, embedders: Sequence[CryPri
             why = f"{len(stored.model_ids)} other model(s) (the weights differ)"
         raise ModelError(f"fusion file {source} was fitted for {why}")
     options = how_models_embed(embedders)
-    fitted = {key: stored.embedding.get(key) for key in ("tta", "trim")}
-    if fitted != {key: options[key] for key in ("tta", "trim")}:
+    basis = embedders[0].options.score_basis
+    fitted = {key: stored.embedding.get(key) for key in basis}
+    if fitted != basis:
         raise ModelError(
             f"fusion file {source} was fitted on recordings embedded with {fitted}, not "
-            f"tta {options['tta']}, trim {options['trim']}: pass the same --tta and trimming, "
+            f"tta {basis['tta']}, trim {basis['trim']}: pass the same --tta and trimming, "
             "or fit it again with --fuse"
         )
     if stored.embedding.get("embedding_ids") != options["embedding_ids"]:
