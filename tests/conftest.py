@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import settings
 
+import cryprint.models.device as device_module
 from cryprint.data.synth import generate_corpus
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import save_model_folder
@@ -58,6 +59,20 @@ import speechbrain.inference.speaker  # noqa: E402
 import speechbrain.lobes.models.ECAPA_TDNN  # noqa: E402, F401
 
 _hide_unloaded_speechbrain_proxies()
+
+
+@pytest.fixture(autouse=True)
+def _cpu_without_native_bf16(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test runs as on a CPU without native bf16 (``--precision auto`` = fp32), whatever
+    this machine has, so that no test's numbers depend on the CPU it runs on; a test marked
+    ``this_cpu`` sees the real flags, and a test of the bf16 path patches the flags it wants."""
+    if request.node.get_closest_marker("this_cpu") is None:
+        real = device_module.cpu_flags()
+        monkeypatch.setattr(
+            device_module, "cpu_flags", lambda: real - set(device_module.NATIVE_BF16_CPU_FLAGS)
+        )
 
 
 @pytest.fixture(scope="session")

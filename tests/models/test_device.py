@@ -36,6 +36,7 @@ def test_auto_picks_bf16_only_on_native_cpus(
     assert resolve_precision("bf16", CPU) == torch.bfloat16
 
 
+@pytest.mark.this_cpu
 def test_this_machines_cpu_flags_are_read() -> None:
     flags = device_module.cpu_flags()
     assert isinstance(flags, frozenset)
@@ -66,3 +67,16 @@ def test_bf16_embeddings_are_close_to_fp32_and_stored_apart(make_model, tmp_path
     assert cosine.min() > 0.99
     assert not np.array_equal(a, b)  # really computed in bf16, not read from the fp32 store
     assert fp32.computed == bf16.computed == 2
+
+
+def test_auto_runs_bf16_on_a_native_cpu_and_shares_what_fp32_stored(
+    make_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_model(0)
+    on_fp32_cpu = CryPrint(model, store=False)  # the suite's CPU: no native bf16
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    on_bf16_cpu = CryPrint(model, store=False)
+    assert (on_fp32_cpu.engine.arithmetic, on_bf16_cpu.engine.arithmetic) == ("fp32", "bf16")
+    # A gallery, threshold or calibration made on one serves the other; the cache does not.
+    assert on_bf16_cpu.scoring_key == on_fp32_cpu.scoring_key
+    assert on_bf16_cpu.engine.embedding_id == on_fp32_cpu.engine.embedding_id + "|bf16"
