@@ -41,6 +41,7 @@ from common import best_of, cpu_flags, parser, setup, table
 from cryprint.data.corpus import Corpus, recordings
 from cryprint.data.layout import read_pairs
 from cryprint.embedding import embed_waveforms
+from cryprint.engines import TorchEngine
 from cryprint.evaluation.embed import RecordingEmbeddings
 from cryprint.evaluation.export import export_model
 from cryprint.evaluation.pairs import score_pairs
@@ -169,9 +170,10 @@ def compare_paths(
     paths["cryprint torch fp32 (embed_waveforms)"] = lambda w: embed_waveforms(model, w)
     if bf16:
         native = "native" if native_bf16(torch.device("cpu")) else "EMULATED: time meaningless"
-        paths[f"cryprint torch bf16 (autocast, {native})"] = lambda w: embed_waveforms(
-            model, w, autocast=torch.bfloat16
-        )
+        picked = TorchEngine(model, precision="auto").arithmetic == "bf16"
+        engine = TorchEngine(model, precision="bf16")  # weights cast to bf16 once, as cryprint does
+        label = f"cryprint torch bf16 (autocast, {native}; auto picks {'it' if picked else 'fp32'})"
+        paths[label] = lambda w: engine.embed(w, [f"#{i}" for i in range(len(w))])
     fp32, int8 = OnnxEmbedder(folders["fp32"]), OnnxEmbedder(folders["int8"])
     paths["onnx fp32 (onnxruntime)"] = fp32.embed_waveforms
     paths["onnx int8 (onnxruntime, static QDQ)"] = int8.embed_waveforms

@@ -4,7 +4,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,18 +61,17 @@ import speechbrain.lobes.models.ECAPA_TDNN  # noqa: E402, F401
 _hide_unloaded_speechbrain_proxies()
 
 
-@pytest.fixture(autouse=True)
-def _cpu_without_native_bf16(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every test runs as on a CPU without native bf16 (``--precision auto`` = fp32), whatever
-    this machine has, so that no test's numbers depend on the CPU it runs on; a test marked
-    ``this_cpu`` sees the real flags, and a test of the bf16 path patches the flags it wants."""
-    if request.node.get_closest_marker("this_cpu") is None:
-        real = device_module.cpu_flags()
-        monkeypatch.setattr(
+@pytest.fixture(autouse=True, scope="session")
+def _cpu_without_native_bf16() -> Iterator[None]:
+    """The whole session runs as on a CPU without native bf16 (``--precision auto`` = fp32),
+    whatever this machine has, so that no test's numbers depend on the CPU it runs on; a test of
+    the bf16 choice patches the flags it wants (tests/models/test_device.py)."""
+    real = device_module.cpu_flags()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
             device_module, "cpu_flags", lambda: real - set(device_module.NATIVE_BF16_CPU_FLAGS)
         )
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -26,14 +26,19 @@ class TorchEngine:
     """SpeechBrain's ECAPA on PyTorch. ``model``: a model spec or a loaded model."""
 
     def __init__(self, model: Any, device: str = "cpu", precision: str = "auto") -> None:
-        from cryprint.models.device import resolve_device, resolve_precision
+        from cryprint.models.device import resolve_device, resolve_precision, with_weights_in
         from cryprint.models.folder import as_loaded, model_identity
 
         self.device = resolve_device(device)
-        self.autocast = resolve_precision(precision, self.device)
         self.loaded = as_loaded(model)
         self.loaded.model.to(self.device).eval()
+        channels = self.loaded.model.config.channels[0]
+        self.autocast = resolve_precision(precision, self.device, channels)
         self.model_id = model_identity(self.loaded)
+        # What runs: the model itself, or under bf16 a copy with bf16 weights (same numbers).
+        self.runner = self.loaded.model
+        if self.autocast is not None:
+            self.runner = with_weights_in(self.loaded.model, self.autocast)
         # bf16 embeddings differ slightly from fp32 ones (cosine >= 0.9999 on the demo model):
         # stored under their own id.
         self.arithmetic = "fp32" if self.autocast is None else "bf16"
@@ -45,7 +50,7 @@ class TorchEngine:
 
         def run(parts: list[np.ndarray], labels: list[str]) -> np.ndarray:
             return embedding.embed_waveforms(
-                self.loaded.model, parts, self.device, names=labels, autocast=self.autocast
+                self.runner, parts, self.device, names=labels, autocast=self.autocast
             )
 
         return run(waveforms, names) if tta == 1 else embed_views(run, waveforms, tta, names)

@@ -7,9 +7,11 @@ import torch
 
 import cryprint.models.device as device_module
 from cryprint.api import CryPrint
+from cryprint.embedding import embed_waveforms
 from cryprint.engines import make_engine
 from cryprint.errors import ConfigError
-from cryprint.models.device import native_bf16, resolve_precision
+from cryprint.models.device import cpu_flags, native_bf16, resolve_precision
+from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.options import EmbeddingOptions
 from cryprint.store import EmbeddingStore
 
@@ -31,14 +33,17 @@ def test_auto_picks_bf16_only_on_native_cpus(
 ) -> None:
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset(flags))
     assert native_bf16(CPU) is native
-    assert resolve_precision("auto", CPU) == (torch.bfloat16 if native else None)
-    assert resolve_precision("fp32", CPU) is None
-    assert resolve_precision("bf16", CPU) == torch.bfloat16
+    assert resolve_precision("auto", CPU, 1024) == (torch.bfloat16 if native else None)
+    assert resolve_precision("auto", CPU, 512) == (torch.bfloat16 if native else None)
+    assert resolve_precision("auto", CPU, 256) is None  # too narrow for bf16 to pay
+    assert resolve_precision("fp32", CPU, 1024) is None
+    assert resolve_precision("bf16", CPU, 64) == torch.bfloat16
 
 
-@pytest.mark.this_cpu
-def test_this_machines_cpu_flags_are_read() -> None:
-    flags = device_module.cpu_flags()
+def test_this_machines_cpu_flags_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real reader, imported before the session's patch (tests/conftest.py) took its place.
+    monkeypatch.setattr(device_module, "cpu_flags", cpu_flags)
+    flags = cpu_flags()
     assert isinstance(flags, frozenset)
     if flags:  # Linux: the flags of /proc/cpuinfo, as the benchmarks print them
         assert native_bf16(CPU) is bool(flags & {"avx512_bf16", "amx_bf16"})
@@ -46,7 +51,7 @@ def test_this_machines_cpu_flags_are_read() -> None:
 
 def test_unknown_precisions_are_refused(model_folder) -> None:
     with pytest.raises(ConfigError, match="precision"):
-        resolve_precision("fp16", CPU)
+        resolve_precision("fp16", CPU, 1024)
     with pytest.raises(ConfigError, match="precision"):
         EmbeddingOptions(precision="half")
     with pytest.raises(ConfigError, match="bf16 is a torch-backend precision"):
@@ -70,13 +75,28 @@ def test_bf16_embeddings_are_close_to_fp32_and_stored_apart(make_model, tmp_path
 
 
 def test_auto_runs_bf16_on_a_native_cpu_and_shares_what_fp32_stored(
-    make_model, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    model = make_model(0)
-    on_fp32_cpu = CryPrint(model, store=False)  # the suite's CPU: no native bf16
+    wide = CryEmbedder(ModelConfig.small(512))
+    on_fp32_cpu = CryPrint(wide, store=False)  # the suite's CPU: no native bf16
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
-    on_bf16_cpu = CryPrint(model, store=False)
+    on_bf16_cpu = CryPrint(wide, store=False)
     assert (on_fp32_cpu.engine.arithmetic, on_bf16_cpu.engine.arithmetic) == ("fp32", "bf16")
     # A gallery, threshold or calibration made on one serves the other; the cache does not.
     assert on_bf16_cpu.scoring_key == on_fp32_cpu.scoring_key
     assert on_bf16_cpu.engine.embedding_id == on_fp32_cpu.engine.embedding_id + "|bf16"
+    narrow = CryPrint(CryEmbedder(ModelConfig.small(64)), store=False)
+    assert narrow.engine.arithmetic == "fp32"  # slower in bf16 than in fp32, even natively
+
+
+def test_bf16_weights_cast_once_give_what_autocast_gives(make_model) -> None:
+    model = make_model(0)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(16000 * s).astype(np.float32) * 0.1 for s in (1, 2)]
+    engine = make_engine(model, EmbeddingOptions(precision="bf16", trim=False))
+    assert engine.runner is not model
+    expected = embed_waveforms(model, waves, autocast=torch.bfloat16)
+    assert np.array_equal(engine.embed(waves, ["a", "b"]), expected)
+    after = model.state_dict()  # the caller's model is left in float32
+    assert all(torch.equal(before[name], after[name]) for name in before)

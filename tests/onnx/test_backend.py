@@ -62,7 +62,11 @@ def test_verify_runs_without_torch_and_agrees_with_torch(
     torch_verdict = verify(exported, a, b, embedding=EmbeddingOptions(backend="torch"), store=False)
     assert onnx_verdict["score"] == pytest.approx(torch_verdict.score, abs=1e-4)
     assert onnx_verdict["threshold"] == torch_verdict.threshold
-    assert onnx_verdict["same_baby"] == torch_verdict.same_baby
+    assert onnx_verdict["same_baby"] == (onnx_verdict["score"] >= onnx_verdict["threshold"])
+    # The same verdict, unless the pair sits on the threshold itself (it is a dev pair, and the
+    # dev EER threshold is one of their scores): there 1e-6 apart may fall either side.
+    if abs(torch_verdict.score - torch_verdict.threshold) > 1e-4:
+        assert onnx_verdict["same_baby"] == torch_verdict.same_baby
 
 
 def test_auto_picks_onnx_for_an_export_and_refuses_onnx_without_one(

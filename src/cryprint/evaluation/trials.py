@@ -180,6 +180,7 @@ def _report(
         "asnorm": None,
         "tta": embedder.tta,
         "trim": embedder.trim,
+        "embedding": embedder.embedding_description,
         "files": {},
         "cryprint_version": __version__,
     }

@@ -1,7 +1,9 @@
-"""Which torch device to run on: one function for every command, checked before any work."""
+"""Which torch device to run on and in which arithmetic: one function for each, for every
+command, checked before any work."""
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from pathlib import Path
 
@@ -77,18 +79,38 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of an inference precision on ``device``: ``auto`` → bfloat16 where
-    :func:`native_bf16`, else None (float32); ``fp32`` → None; ``bf16`` → bfloat16 (forced:
-    emulated and slow on a CPU without the flags, but it runs).
+# bf16 pays on a CPU only for wide models: seconds per forward pass, fp32 / bf16, on a 3 s cry
+# (Xeon with AMX, 2 cores; benchmarks/RESULTS.md section 5): C=64 0.80x, 128 0.89x, 256 1.03x,
+# 512 1.31x, 1024 1.55x (5 s). Narrower models stay in float32 under ``auto``.
+BF16_MIN_CPU_CHANNELS = 512
+
+
+def resolve_precision(precision: str, device: torch.device, channels: int) -> torch.dtype | None:
+    """The autocast dtype of an inference precision on ``device`` for an ECAPA of ``channels``
+    (its TDNN width C): ``auto`` → bfloat16 where :func:`native_bf16` and it pays (on CUDA;
+    on a CPU from :data:`BF16_MIN_CPU_CHANNELS`), else None (float32); ``fp32`` → None;
+    ``bf16`` → bfloat16 (forced: emulated and slow on a CPU without the flags, but it runs).
 
     Raises:
         ConfigError: an unknown precision.
     """
     if precision == "auto":
-        return torch.bfloat16 if native_bf16(device) else None
+        pays = device.type != "cpu" or channels >= BF16_MIN_CPU_CHANNELS
+        return torch.bfloat16 if native_bf16(device) and pays else None
     if precision == "fp32":
         return None
     if precision == "bf16":
         return torch.bfloat16
     raise ConfigError(f"unknown precision '{precision}'; use auto, fp32 or bf16")
+
+
+def with_weights_in(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A copy of ``model`` whose convolution and linear layers hold their weights in ``dtype``,
+    for running under ``torch.autocast(dtype=dtype)``: the same numbers (autocast casts exactly
+    those weights to ``dtype``), without casting them again on every forward pass — which it
+    does under ``inference_mode`` (26 % of a C=1024 ECAPA's pass; 1.2x faster without)."""
+    prepared = copy.deepcopy(model)
+    for module in prepared.modules():
+        if isinstance(module, torch.nn.Conv1d | torch.nn.Linear):
+            module.to(dtype)
+    return prepared
