@@ -49,9 +49,10 @@ class CryPrint:
         backend: ``torch``, ``onnx`` (an ONNX export, run without torch) or ``auto`` (onnx
             when the model folder holds an export; see :mod:`cryprint.engines`).
         precision: the torch engine's arithmetic: ``auto`` (bfloat16 autocast where the
-            hardware runs it natively — a CUDA GPU with bf16, or a CPU with AVX512_BF16 or
-            AMX — else float32), ``fp32`` or ``bf16``; bf16 embeddings are stored apart from
-            fp32 ones (see :func:`cryprint.models.device.resolve_precision`).
+            hardware runs it natively and it pays — a CUDA GPU with bf16, or a CPU with
+            AVX512_BF16 or AMX for a model of width C >= 512 — else float32), ``fp32`` or
+            ``bf16``; bf16 embeddings are stored apart from fp32 ones (see
+            :func:`cryprint.models.device.resolve_precision`).
         store: the embedding store — True for the default one (:func:`cryprint.store.
             default_store_path`), a path, an :class:`EmbeddingStore`, or False for none.
         tta: test-time augmentation views per recording (1 = none; see

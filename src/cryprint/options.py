@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from cryprint.store import EmbeddingStore
 
 BACKENDS = ("auto", "torch", "onnx")
-# auto: bf16 autocast where the hardware runs it natively (cryprint.models.device), else fp32.
+# auto: bf16 autocast where the hardware runs it natively and it pays (cryprint.models.device),
+# else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
 MAX_TTA_VIEWS = 64
 

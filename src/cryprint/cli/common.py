@@ -68,8 +68,8 @@ def add_embedding_options(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default="auto",
         help="torch arithmetic: auto (bfloat16 where the hardware runs it natively: a CUDA GPU "
-        "with bf16 (Ampere or newer), or a CPU with AVX512_BF16/AMX; else float32), fp32, or "
-        "bf16 (forced)",
+        "with bf16 (Ampere or newer), or a CPU with AVX512_BF16/AMX for models of width >= 512; "
+        "else float32), fp32, or bf16 (forced)",
     )
     parser.add_argument(
         "--no-trim",
