@@ -45,7 +45,7 @@ from cryprint.engines import TorchEngine
 from cryprint.evaluation.embed import RecordingEmbeddings
 from cryprint.evaluation.export import export_model
 from cryprint.evaluation.pairs import score_pairs
-from cryprint.models.device import native_bf16
+from cryprint.models.device import native_bf16, resolve_precision
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import LoadedModel, load_model, save_model_folder
 from cryprint.onnx.export import draw_calibration_waveforms, export_onnx
@@ -170,7 +170,7 @@ def compare_paths(
     paths["cryprint torch fp32 (embed_waveforms)"] = lambda w: embed_waveforms(model, w)
     if bf16:
         native = "native" if native_bf16(torch.device("cpu")) else "EMULATED: time meaningless"
-        picked = TorchEngine(model, precision="auto").arithmetic == "bf16"
+        picked = resolve_precision("auto", torch.device("cpu"), model.config.width) is not None
         engine = TorchEngine(model, precision="bf16")  # weights cast to bf16 once, as cryprint does
         label = f"cryprint torch bf16 (autocast, {native}; auto picks {'it' if picked else 'fp32'})"
         paths[label] = lambda w: engine.embed(w, [f"#{i}" for i in range(len(w))])

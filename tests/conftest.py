@@ -46,6 +46,9 @@ def pytest_runtest_setup() -> None:
 # Tests never write into the user's embedding store (~/.cache/cryprint): one store per session.
 _STORE = Path(tempfile.mkdtemp(prefix="cryprint-store-")) / "store.sqlite"
 os.environ["CRYPRINT_STORE"] = str(_STORE)
+# Tests run on the CPU, as CI does, also on a machine with a GPU (whose numbers differ, and where
+# --precision auto means bf16 at any width); subprocesses inherit it.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 # Property tests draw the same examples on every run, so that CI never turns red by chance;
 # CRYPRINT_FUZZ=random draws new ones each run (how to explore: README "Reliability").
@@ -64,7 +67,7 @@ _hide_unloaded_speechbrain_proxies()
 @pytest.fixture(autouse=True, scope="session")
 def _cpu_without_native_bf16() -> Iterator[None]:
     """The whole session runs as on a CPU without native bf16 (``--precision auto`` = fp32),
-    whatever this machine has, so that no test's numbers depend on the CPU it runs on; a test of
+    whatever CPU this machine has, so that no test's numbers depend on the CPU it runs on; a test of
     the bf16 choice patches the flags it wants (tests/models/test_device.py)."""
     real = device_module.cpu_flags()
     with pytest.MonkeyPatch.context() as patch:

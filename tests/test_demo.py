@@ -94,7 +94,7 @@ def test_the_winners_recipe_trains_on_dev_births_and_embeds_with_tta(
         for split in ("dev", "test"):
             report = json.loads((Path(results[stage][split]["folder"]) / "report.json").read_text())
             assert report["tta"] == 5
-            assert report["embedding"] == "torch fp32, 5 TTA views, trimmed"
+            assert report["embedded_with"] == "torch fp32, 5 TTA views, trimmed"
     assert "dev is no longer unseen" in results["table"]  # the dev warning reaches the table
     capsys.readouterr()
 

@@ -23,17 +23,18 @@ from cryprint.tta import embed_views
 
 
 class TorchEngine:
-    """SpeechBrain's ECAPA on PyTorch. ``model``: a model spec or a loaded model."""
+    """SpeechBrain's ECAPA on PyTorch. ``model``: a model spec or a loaded model, which must not
+    change afterwards (its identity is taken once, and under bf16 a bf16 copy of it runs)."""
 
     def __init__(self, model: Any, device: str = "cpu", precision: str = "auto") -> None:
         from cryprint.models.device import resolve_device, resolve_precision, with_weights_in
         from cryprint.models.folder import as_loaded, model_identity
 
         self.device = resolve_device(device)
+        EmbeddingOptions(precision=precision)  # checked before the model loads
         self.loaded = as_loaded(model)
         self.loaded.model.to(self.device).eval()
-        channels = self.loaded.model.config.channels[0]
-        self.autocast = resolve_precision(precision, self.device, channels)
+        self.autocast = resolve_precision(precision, self.device, self.loaded.model.config.width)
         self.model_id = model_identity(self.loaded)
         # What runs: the model itself, or under bf16 a copy with bf16 weights (same numbers).
         self.runner = self.loaded.model

@@ -38,7 +38,7 @@ def test_report_has_the_metrics_of_every_dev_pair(evaluated: dict, small_corpus:
         assert key in on_disk
     assert on_disk["n_pairs"] == len(pairs) == 16
     assert on_disk["split"] == "dev"
-    assert on_disk["embedding"] == "torch fp32, 1 TTA view, trimmed"  # as it was embedded
+    assert on_disk["embedded_with"] == "torch fp32, 1 TTA view, trimmed"  # as it was embedded
     assert on_disk["model_id"] == model_identity(load_model(evaluated["model"]))
     assert on_disk["dcf_parameters"] == {
         "p_targets": [0.05, 0.01],

@@ -45,7 +45,7 @@ def test_trials_of_the_dev_pairs_score_as_evaluate_does(
     assert report["eer"] == pytest.approx(reference["eer"])
     assert report["min_dcf"] == pytest.approx(reference["min_dcf"])
     assert report["n_recordings"] == reference["n_recordings"]
-    assert report["embedding"] == "torch fp32, 1 TTA view, trimmed"
+    assert report["embedded_with"] == "torch fp32, 1 TTA view, trimmed"
     on_disk = json.loads((tmp_path / "scored" / "report.json").read_text())
     assert on_disk["eer"] == report["eer"]
     assert (tmp_path / "scored" / "det_curve.png").is_file()

@@ -8,7 +8,7 @@ import torch
 import cryprint.models.device as device_module
 from cryprint.api import CryPrint
 from cryprint.embedding import embed_waveforms
-from cryprint.engines import make_engine
+from cryprint.engines import TorchEngine, make_engine
 from cryprint.errors import ConfigError
 from cryprint.models.device import cpu_flags, native_bf16, resolve_precision
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
@@ -56,6 +56,8 @@ def test_unknown_precisions_are_refused(model_folder) -> None:
         EmbeddingOptions(precision="half")
     with pytest.raises(ConfigError, match="bf16 is a torch-backend precision"):
         make_engine(model_folder, EmbeddingOptions(backend="onnx", precision="bf16"))
+    with pytest.raises(ConfigError, match="precision"):  # before looking for the model
+        TorchEngine(model_folder.parent / "no-such-model", precision="half")
 
 
 def test_bf16_embeddings_are_close_to_fp32_and_stored_apart(make_model, tmp_path) -> None:
@@ -74,7 +76,7 @@ def test_bf16_embeddings_are_close_to_fp32_and_stored_apart(make_model, tmp_path
     assert fp32.computed == bf16.computed == 2
 
 
-def test_auto_runs_bf16_on_a_native_cpu_and_shares_what_fp32_stored(
+def test_auto_runs_bf16_on_a_native_cpu_and_shares_fp32s_scoring_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wide = CryEmbedder(ModelConfig.small(512))
@@ -87,6 +89,10 @@ def test_auto_runs_bf16_on_a_native_cpu_and_shares_what_fp32_stored(
     assert on_bf16_cpu.engine.embedding_id == on_fp32_cpu.engine.embedding_id + "|bf16"
     narrow = CryPrint(CryEmbedder(ModelConfig.small(64)), store=False)
     assert narrow.engine.arithmetic == "fp32"  # slower in bf16 than in fp32, even natively
+    # The width is the SE-Res2Net blocks', where the work is, not the first layer's.
+    uneven = ModelConfig(channels=(512, 128, 128, 128, 384))
+    assert uneven.width == 128
+    assert CryPrint(CryEmbedder(uneven), store=False).engine.arithmetic == "fp32"
 
 
 def test_bf16_weights_cast_once_give_what_autocast_gives(make_model) -> None:

@@ -221,7 +221,7 @@ def _evaluate_one(
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
         report = _report(embedder.loaded, name, root, split, pairs, labels, embeddings, asnorm)
         report["tta"], report["trim"] = embedder.tta, embedder.trim
-        report["embedding"] = embedder.embedding_description  # backend, arithmetic, views
+        report["embedded_with"] = embedder.embedding_description  # backend, arithmetic, views
         report["warning"] = _dev_warning(embedder.loaded, split)
         report["title"], report["dev_threshold"] = _model_title_and_threshold(embedder, split)
         report.update(metrics_or_none(scores["score"], labels, p_targets))

@@ -36,6 +36,7 @@ from cryprint.evaluation.report import (
     write_scores,
 )
 from cryprint.io import atomic_write_text, read_json, replace_folder, staging_folder
+from cryprint.options import describe_basis
 from cryprint.scoring.fusion import Fusion, fit_fusion, stack_scores
 
 if TYPE_CHECKING:
@@ -188,8 +189,8 @@ def _check_models(source: Path, stored: StoredFusion, embedders: Sequence[CryPri
     if fitted != basis:
         raise ModelError(
             f"fusion file {source} was fitted on recordings embedded with {fitted}, not "
-            f"tta {basis['tta']}, trim {basis['trim']}: pass the same --tta and trimming, "
-            "or fit it again with --fuse"
+            f"with {describe_basis(basis)}: pass the same --tta and trimming, or fit it again "
+            "with --fuse"
         )
     if stored.embedding.get("embedding_ids") != options["embedding_ids"]:
         raise ModelError(

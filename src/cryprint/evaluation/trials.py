@@ -180,7 +180,7 @@ def _report(
         "asnorm": None,
         "tta": embedder.tta,
         "trim": embedder.trim,
-        "embedding": embedder.embedding_description,
+        "embedded_with": embedder.embedding_description,
         "files": {},
         "cryprint_version": __version__,
     }

@@ -79,17 +79,18 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-# bf16 pays on a CPU only for wide models: seconds per forward pass, fp32 / bf16, on a 3 s cry
-# (Xeon with AMX, 2 cores; benchmarks/RESULTS.md section 5): C=64 0.80x, 128 0.89x, 256 1.03x,
-# 512 1.31x, 1024 1.55x (5 s). Narrower models stay in float32 under ``auto``.
+# bf16 pays on a CPU only for wide models. Speed of bf16 relative to fp32, one forward pass on a
+# 3 s cry (Xeon with AMX, 2 cores; benchmarks/RESULTS.md section 5): width C=64 0.80x, 128
+# 0.89x, 256 1.03x, 512 1.31x, 1024 1.55x (5 s). Narrower models stay in float32 under ``auto``.
 BF16_MIN_CPU_CHANNELS = 512
 
 
 def resolve_precision(precision: str, device: torch.device, channels: int) -> torch.dtype | None:
-    """The autocast dtype of an inference precision on ``device`` for an ECAPA of ``channels``
-    (its TDNN width C): ``auto`` → bfloat16 where :func:`native_bf16` and it pays (on CUDA;
-    on a CPU from :data:`BF16_MIN_CPU_CHANNELS`), else None (float32); ``fp32`` → None;
-    ``bf16`` → bfloat16 (forced: emulated and slow on a CPU without the flags, but it runs).
+    """The autocast dtype of an inference precision on ``device`` for an ECAPA of width
+    ``channels`` (:attr:`~cryprint.models.ecapa.ModelConfig.width`): ``auto`` → bfloat16 where
+    :func:`native_bf16` and it pays (on CUDA; on a CPU from :data:`BF16_MIN_CPU_CHANNELS`), else
+    None (float32); ``fp32`` → None; ``bf16`` → bfloat16 (forced: emulated and slow on a CPU
+    without the flags, but it runs).
 
     Raises:
         ConfigError: an unknown precision.
@@ -108,7 +109,8 @@ def with_weights_in(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Modu
     """A copy of ``model`` whose convolution and linear layers hold their weights in ``dtype``,
     for running under ``torch.autocast(dtype=dtype)``: the same numbers (autocast casts exactly
     those weights to ``dtype``), without casting them again on every forward pass — which it
-    does under ``inference_mode`` (26 % of a C=1024 ECAPA's pass; 1.2x faster without)."""
+    does under ``inference_mode`` (26 % of a C=1024 ECAPA's pass; 1.2x faster without). The
+    copy holds the weights again (half their float32 size)."""
     prepared = copy.deepcopy(model)
     for module in prepared.modules():
         if isinstance(module, torch.nn.Conv1d | torch.nn.Linear):

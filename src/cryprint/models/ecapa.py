@@ -90,6 +90,11 @@ class ModelConfig:
         is ``small(1024)``)."""
         return cls(channels=(channels,) * 4 + (3 * channels,))
 
+    @property
+    def width(self) -> int:
+        """The width C of the SE-Res2Net blocks, where most of the work is (1024 for VoxCeleb's)."""
+        return self.channels[1]
+
     def to_dict(self) -> dict:
         return {
             key: list(value) if isinstance(value, tuple) else value
