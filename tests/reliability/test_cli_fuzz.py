@@ -378,3 +378,52 @@ def test_a_valid_line_of_every_command_succeeds_touching_only_its_outputs(
     named = {Path(line[i + 1]).name for line, _ in lines for i, word in enumerate(line[:-1])
              if word in OUTPUT_OPTIONS}  # fmt: skip
     assert {path.name for path in box["outputs"].iterdir()} <= named
+
+
+@pytest.fixture(scope="module")
+def worked_sandbox(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A sandbox where every valid line has run once (a stored threshold and calibration, a
+    gallery, embedding parts, exports), so that a line with one broken value meets everything
+    else in place."""
+    box = _make_sandbox(tmp_path_factory.mktemp("worked"), small_corpus)
+    with pytest.MonkeyPatch.context() as patch:
+        _fast_stand_ins(patch, box["root"])
+        patch.chdir(box["outputs"])
+        for line, _ in _valid_lines(box):
+            cli.main(line)
+    return box
+
+
+@st.composite
+def one_value_broken(draw: st.DrawFn, line: list[str], box: dict[str, Path]) -> list[str]:
+    """``line`` with one of its values (not a flag) replaced by a hostile number, path or text."""
+    at = draw(st.sampled_from([i for i in range(1, len(line)) if not line[i].startswith("--")]))
+    hostile = st.one_of(
+        st.sampled_from(HOSTILE_NUMBERS), _paths(box, "", False)[1], st.text(max_size=12)
+    )
+    return [*line[:at], draw(hostile), *line[at + 1 :]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_valid_line_with_one_broken_value_keeps_the_promises(
+    command: str,
+    worked_sandbox: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Each check meets its hostile value with every other value right (random lines mostly
+    stop at their first wrong value)."""
+    box = worked_sandbox
+    _fast_stand_ins(monkeypatch, box["root"])
+    monkeypatch.chdir(box["outputs"])
+    lines = [line for line, _ in _valid_lines(box) if line[0] == command]
+    codes: Counter[int] = Counter()
+
+    @settings(FUZZ_SETTINGS, max_examples=FUZZ_SETTINGS.max_examples // 2)
+    @given(st.sampled_from(lines).flatmap(lambda line: one_value_broken(line, box)))
+    def run(line: list[str]) -> None:
+        codes[_keeps_its_promises(line, box, capsys)[0]] += 1
+
+    run()
+    with capsys.disabled():
+        print(f"\n{command}, one value broken: exit codes {dict(codes)}")
