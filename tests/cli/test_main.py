@@ -130,3 +130,24 @@ def test_a_fifo_given_as_input_is_refused_not_waited_on(
     assert cli("score", "--model", "random", "--trials", fifo) == 3
     assert cli("train", "--config", fifo, "--run", tmp_path / "run") == 2
     assert "not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["enroll", "--gallery", "\x00", "--model", "random", "--baby", "A", "a.wav"],  # the fuzz's
+        ["verify", "a\x00.wav", "b.wav", "--model", "random", "--threshold", "0.5"],
+        ["info", "data\x00"],
+    ],
+)
+def test_a_nul_byte_in_a_value_is_a_bad_command_line(
+    line: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A NUL cannot be in a file name (Python raises ValueError deep inside); a shell cannot
+    pass one, a program calling main() can. Exit 2 naming it, not 70."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(line)
+    assert exit_.value.code == 2
+    assert "NUL" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

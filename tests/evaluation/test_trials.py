@@ -71,6 +71,7 @@ def test_trials_without_labels_give_scores_only(
         ("../outside.wav,audio/dev/x/B,1", "leads outside"),
         ("/etc/passwd,audio/dev/x/B,1", "must be a path relative"),
         ("audio/dev/x/B,audio/dev/x/D,maybe", "label 'maybe'"),
+        ("audio/a\x00.wav,audio/b.wav,1", "NUL byte"),  # was an internal error (exit 70)
     ],
 )
 def test_bad_rows_are_named_by_line(tmp_path: Path, row: str, message: str) -> None:

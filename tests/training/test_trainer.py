@@ -13,7 +13,7 @@ import torch.multiprocessing
 
 from cryprint.data.corpus import Corpus
 from cryprint.embedding import embed_waveforms
-from cryprint.errors import ConfigError
+from cryprint.errors import ConfigError, DataError, ModelError
 from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model
 from cryprint.scoring import compute_eer
@@ -186,3 +186,30 @@ def test_two_gloo_processes_train_and_agree_on_weights(small_corpus: Path, tmp_p
     untrained = load_model("random", ModelConfig.small(16))
     assert digests[0] != _weights_digest(untrained.model)  # a step was taken
     assert (tmp_path / "ddp" / "best" / "embedding_model.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"data": "/nonexistent/corpus"}, DataError),  # checked before the run folder is made
+        ({"init": "/nonexistent/model"}, ModelError),  # found after it was made: removed again
+    ],
+)
+def test_a_training_that_cannot_start_leaves_no_run_folder(
+    small_corpus: Path, tmp_path: Path, overrides: dict, error: type
+) -> None:
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(error):
+        train(_config(small_corpus, tmp_path / "runs" / "new", **overrides), quiet=True)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_failed_start_never_removes_a_folder_it_did_not_make(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "notes.txt").write_text("a user's file")
+    with pytest.raises(ModelError):
+        train(_config(small_corpus, run, init="/nonexistent/model"), quiet=True)
+    assert (run / "notes.txt").read_text() == "a user's file"

@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if any("\0" in value for value in arguments):  # no path can hold one; a shell cannot pass it
+        parser.error("a value holds a NUL byte, which no file name or option can")
+    args = parser.parse_args(arguments)
     limit_heap_fragmentation()
     try:
         return int(args.handler(args) or 0)

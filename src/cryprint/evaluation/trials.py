@@ -89,6 +89,8 @@ def read_trials(path: Path | str) -> pd.DataFrame:
 
 
 def _inside(base: Path, value: str, path: Path, line: int) -> str:
+    if "\0" in value:
+        raise DataError(f"{path}, line {line}: {value!r} holds a NUL byte; no path can")
     relative = Path(value.strip())
     if not value.strip() or relative.is_absolute():
         raise DataError(f"{path}, line {line}: '{value}' must be a path relative to {base}")

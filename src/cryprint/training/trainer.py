@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from cryprint.data.corpus import (
     split_babies,
     unified_groups,
 )
-from cryprint.errors import ConfigError
+from cryprint.errors import ConfigError, CryprintError
 from cryprint.io import atomic_write_text, folder_lock
 from cryprint.memory import limit_heap_fragmentation
 from cryprint.models.device import resolve_device
@@ -446,14 +447,37 @@ def train(
     limit_heap_fragmentation()  # a new crop length every batch: see cryprint.memory
     context = distributed_context()
     device = resolve_device(config.device, context.local_rank)
+    # The data is read before the run folder is made: a wrong --data leaves nothing behind.
+    progress = _shows_progress(quiet, context)
+    corpus = corpus or Corpus(config.data, splits=training_splits(config), progress=progress)
     run = Path(config.run)
+    new_folder = not run.exists()
     lock = folder_lock(run, "cryprint train") if context.is_main else contextlib.nullcontext()
     with lock:
-        return _train_locked(config, run, resume, quiet, corpus, context, device)
+        try:
+            return _train_locked(config, run, resume, quiet, corpus, context, device)
+        except CryprintError:
+            if new_folder and context.is_main:
+                _remove_failed_start(run)
+            raise
+
+
+def _shows_progress(quiet: bool, context: Distributed) -> bool:
+    return not quiet and context.is_main and sys.stderr.isatty()
+
+
+def _remove_failed_start(run: Path) -> None:
+    """Remove the run folder this call made, when it failed before saving a checkpoint (a
+    model that cannot be loaded, a bad option found late): nothing in it can be resumed."""
+    if (run / "checkpoints" / checkpoints.INDEX_NAME).exists():
+        return
+    for handler in logger.handlers:
+        handler.close()  # train.log
+    shutil.rmtree(run, ignore_errors=True)
 
 
 def _train_locked(
-    config: TrainConfig, run: Path, resume: bool, quiet: bool, corpus: Corpus | None,
+    config: TrainConfig, run: Path, resume: bool, quiet: bool, corpus: Corpus,
     context: Distributed, device: torch.device,
 ) -> TrainResult:  # fmt: skip
     check_new_or_resumed(config, run, resume)
@@ -464,8 +488,6 @@ def _train_locked(
     if context.is_main:
         for stale in remove_interrupted_writes(run):
             logger.info("removed %s, left by an interrupted run", stale)
-    progress = not quiet and context.is_main and sys.stderr.isatty()
-    corpus = corpus or Corpus(config.data, splits=training_splits(config), progress=progress)
     data = build_training_data(config, corpus, context, device)
     state = build_model(config, data.num_classes, device, context)
     if resume:
@@ -474,7 +496,7 @@ def _train_locked(
         _write_run_description(state, data, config, run, device, context)
     if not state.history:
         _initial_metrics(state, data, device)
-    _run_epochs(state, data, config, run, device, context, progress)
+    _run_epochs(state, data, config, run, device, context, _shows_progress(quiet, context))
     if context.is_main:
         write_metrics(run / "metrics.csv", state.history)
         if not (run / "best").is_dir():
