@@ -454,32 +454,19 @@ def train(
     new_folder = not run.exists()
     lock = folder_lock(run, "cryprint train") if context.is_main else contextlib.nullcontext()
     with lock:
-        try:
-            return _train_locked(config, run, resume, quiet, corpus, context, device)
-        except CryprintError:
-            if new_folder and context.is_main:
-                _remove_failed_start(run)
-            raise
+        return _train_locked(config, run, resume, quiet, corpus, context, device, new_folder)
 
 
 def _shows_progress(quiet: bool, context: Distributed) -> bool:
     return not quiet and context.is_main and sys.stderr.isatty()
 
 
-def _remove_failed_start(run: Path) -> None:
-    """Remove the run folder this call made, when it failed before saving a checkpoint (a
-    model that cannot be loaded, a bad option found late): nothing in it can be resumed."""
-    if (run / "checkpoints" / checkpoints.INDEX_NAME).exists():
-        return
-    for handler in logger.handlers:
-        handler.close()  # train.log
-    shutil.rmtree(run, ignore_errors=True)
-
-
-def _train_locked(
+def _start(
     config: TrainConfig, run: Path, resume: bool, quiet: bool, corpus: Corpus,
     context: Distributed, device: torch.device,
-) -> TrainResult:  # fmt: skip
+) -> tuple[TrainingData, TrainingState]:  # fmt: skip
+    """Everything before the first epoch: the run folder, its log, the data, the model (restored
+    when resuming) and the run's description."""
     check_new_or_resumed(config, run, resume)
     if context.is_main:
         (run / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -494,6 +481,29 @@ def _train_locked(
         restore(state, run, config)
     if context.is_main and state.start_epoch == 1:
         _write_run_description(state, data, config, run, device, context)
+    return data, state
+
+
+def _remove_failed_start(run: Path) -> None:
+    """Remove the run folder this call made, when it failed before its first epoch (a model
+    that cannot be loaded, a full disk, a bad option found late): nothing in it is a run yet."""
+    for log in (logger, logging.getLogger(checkpoints.__name__)):
+        for handler in log.handlers:
+            handler.close()  # train.log, which would otherwise be opened again
+        log.handlers.clear()
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def _train_locked(
+    config: TrainConfig, run: Path, resume: bool, quiet: bool, corpus: Corpus,
+    context: Distributed, device: torch.device, new_folder: bool,
+) -> TrainResult:  # fmt: skip
+    try:
+        data, state = _start(config, run, resume, quiet, corpus, context, device)
+    except CryprintError:
+        if new_folder and context.is_main:
+            _remove_failed_start(run)
+        raise
     if not state.history:
         _initial_metrics(state, data, device)
     _run_epochs(state, data, config, run, device, context, _shows_progress(quiet, context))
