@@ -281,6 +281,28 @@ FUZZ_SETTINGS = settings(
 )
 
 
+def _fuzz(
+    lines: st.SearchStrategy[list[str]], box: dict[str, Path], fuzz_settings: settings,
+    label: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    """Run the command lines hypothesis draws from ``lines`` in ``box``, each keeping the
+    promises; print how they exited."""
+    _fast_stand_ins(monkeypatch, box["root"])
+    monkeypatch.chdir(box["outputs"])
+    codes: Counter[int] = Counter()
+
+    @fuzz_settings
+    @given(lines)
+    def run(line: list[str]) -> None:
+        code, _ = _keeps_its_promises(line, box, capsys)
+        event(f"exit {code}")
+        codes[code] += 1
+
+    run()
+    with capsys.disabled():
+        print(f"\n{label}: {sum(codes.values())} command lines, exit codes {dict(codes)}")
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_random_command_lines_keep_their_promises(
     command: str,
@@ -288,20 +310,8 @@ def test_random_command_lines_keep_their_promises(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    _fast_stand_ins(monkeypatch, sandbox["root"])
-    monkeypatch.chdir(sandbox["outputs"])
-    codes: Counter[int] = Counter()
-
-    @FUZZ_SETTINGS
-    @given(command_lines(command, sandbox))
-    def run(line: list[str]) -> None:
-        code, _ = _keeps_its_promises(line, sandbox, capsys)
-        event(f"exit {code}")
-        codes[code] += 1
-
-    run()
-    with capsys.disabled():
-        print(f"\n{command}: {sum(codes.values())} command lines, exit codes {dict(codes)}")
+    lines = command_lines(command, sandbox)
+    _fuzz(lines, sandbox, FUZZ_SETTINGS, command, monkeypatch, capsys)
 
 
 def test_evaluate_without_out_writes_only_its_documented_default(
@@ -414,16 +424,7 @@ def test_a_valid_line_with_one_broken_value_keeps_the_promises(
     """Each check meets its hostile value with every other value right (random lines mostly
     stop at their first wrong value)."""
     box = worked_sandbox
-    _fast_stand_ins(monkeypatch, box["root"])
-    monkeypatch.chdir(box["outputs"])
-    lines = [line for line, _ in _valid_lines(box) if line[0] == command]
-    codes: Counter[int] = Counter()
-
-    @settings(FUZZ_SETTINGS, max_examples=FUZZ_SETTINGS.max_examples // 2)
-    @given(st.sampled_from(lines).flatmap(lambda line: one_value_broken(line, box)))
-    def run(line: list[str]) -> None:
-        codes[_keeps_its_promises(line, box, capsys)[0]] += 1
-
-    run()
-    with capsys.disabled():
-        print(f"\n{command}, one value broken: exit codes {dict(codes)}")
+    valid = [line for line, _ in _valid_lines(box) if line[0] == command]
+    lines = st.sampled_from(valid).flatmap(lambda line: one_value_broken(line, box))
+    fewer = settings(FUZZ_SETTINGS, max_examples=FUZZ_SETTINGS.max_examples // 2)
+    _fuzz(lines, box, fewer, f"{command}, one value broken", monkeypatch, capsys)
