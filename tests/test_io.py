@@ -147,6 +147,13 @@ def test_a_second_writer_fails_at_once_naming_the_first(tmp_path: Path) -> None:
     assert list(folder.iterdir()) == []  # no lock file left behind
 
 
+def test_a_lock_says_whether_it_made_the_folder(tmp_path: Path) -> None:
+    with folder_lock(tmp_path / "new" / "run", "x") as created:
+        assert created
+    with folder_lock(tmp_path / "new" / "run", "x") as created:
+        assert not created  # there already: never this call's to remove
+
+
 def test_a_lock_on_a_file_path_is_an_output_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a folder"), folder_lock(tmp_path / "file", "x"):

@@ -206,8 +206,9 @@ def replace_folder(staging: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path | str, what: str) -> Iterator[None]:
-    """Hold an exclusive OS lock (``flock``) on ``folder`` itself for the block.
+def folder_lock(folder: Path | str, what: str) -> Iterator[bool]:
+    """Hold an exclusive OS lock (``flock``) on ``folder`` itself for the block; yields whether
+    this call created the folder.
 
     The lock is on the folder's own file descriptor, so no lock file is left anywhere; the
     kernel releases it when the process ends, however it ends, so a killed run never leaves a
@@ -221,7 +222,7 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[None]:
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} exists and is not a folder; give a folder's path")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        created = _made_directory(folder)
         handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
         raise output_error(folder, error) from error
@@ -234,9 +235,20 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[None]:
                 f"{folder} is in use: another {what} ({holder}) is writing it; wait for it to "
                 "finish or choose another folder"
             ) from None
-        yield
+        if not os.path.samestat(os.fstat(handle), os.stat(folder)):
+            raise OutputError(f"{folder} was removed while it was being locked; try again")
+        yield created
     finally:
         os.close(handle)
+
+
+def _made_directory(folder: Path) -> bool:
+    """Create ``folder`` (and its parents) when missing; whether this call created it."""
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _lock_holder(status: os.stat_result) -> str:

@@ -243,11 +243,14 @@ def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
         rng = np.random.default_rng(len(waveforms))
         return rng.normal(size=(len(waveforms), model.config.embedding_dim)).astype(np.float32)
 
-    def stop_before_training(config, run, *args, **kwargs):
+    def stop_before_training(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C when training would start
 
     monkeypatch.setattr("cryprint.embedding.embed_waveforms", seeded_embeddings)
-    monkeypatch.setattr(trainer, "_train_locked", stop_before_training)
+    # The whole start is real (run folder, lock, log, data, model, run description, and the
+    # clean-up of a failed start); it stops before the first forward pass.
+    monkeypatch.setattr(trainer, "_initial_metrics", stop_before_training)
+    monkeypatch.setattr(trainer, "_run_epochs", stop_before_training)
     monkeypatch.setattr("cryprint.demo.run_demo", lambda *args, **kwargs: {})
     monkeypatch.setattr("cryprint.demo.run_full", lambda *args, **kwargs: {})
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -353,16 +356,17 @@ def _valid_lines(box: dict[str, Path]) -> list[tuple[list[str], int]]:
         (["score", "--model", model, "--trials", str(box["trials"]), "--out", str(out / "s")], 0),
         (["submit", "--model", model, "--data", corpus, "--out", str(out / "submission.csv")], 0),
         (["enroll", *ward, "--model", model, "--baby", "A", b], 0),
+        (["enroll", *ward, "--model", model, "--baby", "B", d], 0),
         (["identify", *ward, "--model", model, d, "--json"], 0),
         (["gallery", "list", *ward], 0),
-        (["gallery", "remove", *ward, "--baby", "A"], 0),
+        (["gallery", "remove", *ward, "--baby", "B"], 0),  # A stays for the lines after
         (["export", "--model", model, "--out", str(out / "export")], 0),
         (["export", "--model", model, "--out", str(out / "onnx"), "--format", "onnx"], 0),
         (["verify", b, d, "--model", str(out / "onnx"), "--backend", "onnx"], 0),
         (["model-card", "--model", model], 0),
         # The stand-in stops training where the first epoch would start, as Ctrl-C does.
-        (["train", "--data", corpus, "--run", str(out / "run"), "--config", str(box["config"])],
-         130),
+        (["train", "--data", corpus, "--run", str(out / "run"), "--config", str(box["config"]),
+          "--init", "random"], 130),
         (["demo", "--out", str(out / "demo")], 0),
         (["download", "--dest", str(out / "download")], 6),  # offline: the network's exit code
     ]  # fmt: skip
@@ -385,9 +389,9 @@ def test_a_valid_line_of_every_command_succeeds_touching_only_its_outputs(
         code, err = _keeps_its_promises(line, box, capsys)
         assert code == expected, (line, err)
     # Nor in the working directory that holds the outputs: no staging folder, lock or temp file.
-    named = {Path(line[i + 1]).name for line, _ in lines for i, word in enumerate(line[:-1])
+    named = {Path(line[i + 1]) for line, _ in lines for i, word in enumerate(line[:-1])
              if word in OUTPUT_OPTIONS}  # fmt: skip
-    assert {path.name for path in box["outputs"].iterdir()} <= named
+    assert set(box["outputs"].iterdir()) <= named
 
 
 @pytest.fixture(scope="module")
@@ -399,8 +403,8 @@ def worked_sandbox(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     with pytest.MonkeyPatch.context() as patch:
         _fast_stand_ins(patch, box["root"])
         patch.chdir(box["outputs"])
-        for line, _ in _valid_lines(box):
-            cli.main(line)
+        for line, expected in _valid_lines(box):
+            assert cli.main(line) == expected, line
     return box
 
 

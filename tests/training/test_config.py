@@ -53,6 +53,7 @@ def test_unknown_key_is_an_error(tmp_path: Path) -> None:
         ({"channels": 30}, "multiple of 8"),
         ({"crop_min_seconds": 5.0, "crop_max_seconds": 3.0}, "crop_min_seconds"),
         ({"amp": "perhaps"}, "expected bool"),
+        ({"run": "runs/a\x00b"}, "run holds a NUL byte"),  # was ValueError: exit 70
     ],
 )
 def test_bad_values_are_named(values: dict, message: str) -> None:

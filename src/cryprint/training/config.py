@@ -106,6 +106,8 @@ class TrainConfig:
         for name, value in asdict(self).items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"invalid training config: {name} must be finite, got {value}")
+            if isinstance(value, str) and "\0" in value:  # no path or name can hold one
+                raise ConfigError(f"invalid training config: {name} holds a NUL byte")
         for ok, message in self._checks():
             if not ok:
                 raise ConfigError(f"invalid training config: {message}")

@@ -451,10 +451,9 @@ def train(
     progress = _shows_progress(quiet, context)
     corpus = corpus or Corpus(config.data, splits=training_splits(config), progress=progress)
     run = Path(config.run)
-    new_folder = not run.exists()
     lock = folder_lock(run, "cryprint train") if context.is_main else contextlib.nullcontext()
-    with lock:
-        return _train_locked(config, run, resume, quiet, corpus, context, device, new_folder)
+    with lock as created:  # whether this call made the run folder (None on other ranks)
+        return _train_locked(config, run, resume, quiet, corpus, context, device, bool(created))
 
 
 def _shows_progress(quiet: bool, context: Distributed) -> bool:
@@ -487,11 +486,16 @@ def _start(
 def _remove_failed_start(run: Path) -> None:
     """Remove the run folder this call made, when it failed before its first epoch (a model
     that cannot be loaded, a full disk, a bad option found late): nothing in it is a run yet."""
+    _close_log_files()
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def _close_log_files() -> None:
+    """Detach and close the handlers of an earlier run (its ``train.log`` stays open else)."""
     for log in (logger, logging.getLogger(checkpoints.__name__)):
         for handler in log.handlers:
-            handler.close()  # train.log, which would otherwise be opened again
+            handler.close()
         log.handlers.clear()
-    shutil.rmtree(run, ignore_errors=True)
 
 
 def _train_locked(
@@ -541,7 +545,7 @@ def _write_run_description(
 
 def _setup_logging(run: Path, is_main: bool, quiet: bool) -> None:
     logger.setLevel(logging.INFO)
-    logger.handlers.clear()
+    _close_log_files()
     logger.propagate = False
     if not is_main:
         return
