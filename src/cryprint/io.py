@@ -227,19 +227,40 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[bool]:
     except OSError as error:
         raise output_error(folder, error) from error
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _lock_holder(os.fstat(handle))
-            raise OutputError(
-                f"{folder} is in use: another {what} ({holder}) is writing it; wait for it to "
-                "finish or choose another folder"
-            ) from None
+        _lock(handle, folder, what)
         if not os.path.samestat(os.fstat(handle), os.stat(folder)):
             raise OutputError(f"{folder} was removed while it was being locked; try again")
         yield created
     finally:
         os.close(handle)
+
+
+def check_not_locked(folder: Path | str, what: str) -> None:
+    """Fail at once, as :func:`folder_lock` would, when another process holds ``folder``'s lock
+    (nothing is created; the lock is taken and released) — for a check before slow work.
+
+    Raises:
+        OutputError: another process holds the lock.
+    """
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # missing or not a folder: folder_lock itself will say
+    try:
+        _lock(handle, Path(folder), what)
+    finally:
+        os.close(handle)
+
+
+def _lock(handle: int, folder: Path, what: str) -> None:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(os.fstat(handle))
+        raise OutputError(
+            f"{folder} is in use: another {what} ({holder}) is writing it; wait for it to "
+            "finish or choose another folder"
+        ) from None
 
 
 def _made_directory(folder: Path) -> bool:

@@ -16,7 +16,7 @@ from tiny_recipe import TINY_TRAINING
 
 
 def test_a_second_training_on_the_same_run_fails_at_once_naming_the_first(
-    small_corpus: Path, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     # Issue #10 item 5: two `train` runs on one --run silently mixed configs and checkpoints.
     run = tmp_path / "run"
@@ -28,7 +28,9 @@ def test_a_second_training_on_the_same_run_fails_at_once_naming_the_first(
     first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert first.stdout is not None and first.stdout.readline().strip() == "training"
-        config = make_config({**TINY_TRAINING, "data": str(small_corpus), "run": str(run)})
+        # At once: before the data is read (a missing corpus would be the error otherwise).
+        missing = tmp_path / "no-such-corpus"
+        config = make_config({**TINY_TRAINING, "data": str(missing), "run": str(run)})
         with pytest.raises(OutputError, match=f"in use.*process {first.pid}"):
             train(config, quiet=True)
     finally:
@@ -49,3 +51,15 @@ def test_resume_config_takes_the_saved_options(tmp_path: Path) -> None:
         resume_config(run, {"margin": 0.3})
     with pytest.raises(ConfigError, match=r"no config\.yaml"):
         resume_config(tmp_path / "elsewhere", {})
+
+
+def test_a_run_that_already_holds_a_training_is_refused_before_the_data_is_read(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "index.json").write_text("[]")
+    missing = tmp_path / "no-such-corpus"  # read first, this would be the error
+    config = make_config({**TINY_TRAINING, "data": str(missing), "run": str(run)})
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(config, quiet=True)

@@ -36,7 +36,7 @@ from cryprint.data.corpus import (
     unified_groups,
 )
 from cryprint.errors import ConfigError, CryprintError
-from cryprint.io import atomic_write_text, folder_lock
+from cryprint.io import atomic_write_text, check_not_locked, folder_lock
 from cryprint.memory import limit_heap_fragmentation
 from cryprint.models.device import resolve_device
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
@@ -447,10 +447,14 @@ def train(
     limit_heap_fragmentation()  # a new crop length every batch: see cryprint.memory
     context = distributed_context()
     device = resolve_device(config.device, context.local_rank)
+    run = Path(config.run)
+    # Refusals come at once, before the data is read (and again under the lock, where they count).
+    if context.is_main:
+        check_not_locked(run, "cryprint train")
+    check_new_or_resumed(config, run, resume)
     # The data is read before the run folder is made: a wrong --data leaves nothing behind.
     progress = _shows_progress(quiet, context)
     corpus = corpus or Corpus(config.data, splits=training_splits(config), progress=progress)
-    run = Path(config.run)
     lock = folder_lock(run, "cryprint train") if context.is_main else contextlib.nullcontext()
     with lock as created:  # whether this call made the run folder (None on other ranks)
         return _train_locked(config, run, resume, quiet, corpus, context, device, bool(created))
