@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import soundfile
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from common import (
     best_of,
+    flops_per_audio_second,
     measured_gemm_flops,
     nominal_peak_flops,
     parser,
@@ -41,19 +41,6 @@ from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import save_model_folder
 
 SPLITS = ("dev", "test")
-
-
-def flops_per_audio_second(model: torch.nn.Module, seconds: float = 10.0) -> float:
-    """FLOPs of one forward pass over ``seconds`` of audio, divided by ``seconds``.
-
-    The flop counter sees the matrix products and convolutions (everything but a few percent:
-    the STFT, the element-wise ops and the batch norms are not counted).
-    """
-    audio = torch.zeros(1, int(16000 * seconds))
-    counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        model(audio, torch.ones(1))
-    return counter.get_total_flops() / seconds
 
 
 def reference_encoder(export: Path, savedir: Path) -> torch.nn.Module:

@@ -37,7 +37,15 @@ import pandas as pd
 import soundfile
 import torch
 
-from common import best_of, cpu_flags, parser, setup, table
+from common import (
+    best_of,
+    cpu_flags,
+    flops_per_audio_second,
+    measured_gemm_flops,
+    parser,
+    setup,
+    table,
+)
 from cryprint.data.corpus import Corpus, recordings
 from cryprint.data.layout import read_pairs
 from cryprint.embedding import embed_waveforms
@@ -139,9 +147,11 @@ def compare_paths(
     repeats: int,
     calibration_count: int,
     bf16: bool,
+    gemm: dict[str, float],
 ) -> tuple[list[list[object]], dict[str, Path]]:
     """The table rows for one model, and the folders it exported (for the cold-start runs);
-    with ``bf16`` also the torch path under bfloat16 autocast."""
+    with ``bf16`` also the torch path under bfloat16 autocast. ``gemm``: the machine's measured
+    GEMM rate per arithmetic (``fp32``, ``bf16``), the peaks each path's rate is a share of."""
     splits, keys, waveforms = split_waveforms(root)
     audio_seconds = sum(len(w) for w in waveforms) / 16000
     folders = {"model": save_model_folder(model, workdir / "model", {"seed": 0})}
@@ -187,6 +197,7 @@ def compare_paths(
         print(f"  {name}: {times[name]:.1f} s", flush=True)
 
     torch_name = "cryprint torch fp32 (embed_waveforms)"
+    flops = flops_per_audio_second(model) * audio_seconds
     base_eer = eers(root, splits, keys, embeddings[torch_name])
     rows, verdicts = [], []
     for name in paths:
@@ -207,6 +218,7 @@ def compare_paths(
                 f"{times[name]:.1f}",
                 f"{audio_seconds / times[name]:.1f}",
                 f"{times[REFERENCE] / times[name]:.2f}x",
+                _share_of_peak(flops / times[name], gemm, "bf16" if "bf16" in name else "fp32"),
                 f"{cosine.min():.5f} / {cosine.mean():.5f}",
                 f"{eer[0]:.2f} ({eer[0] - base_eer[0]:+.2f})",
                 f"{eer[1]:.2f} ({eer[1] - base_eer[1]:+.2f})",
@@ -223,6 +235,7 @@ def compare_paths(
                 "seconds",
                 "audio s / s",
                 "speed vs reference",
+                "GFLOP/s (share of the GEMM peak)",
                 "cosine to torch fp32 (min / mean)",
                 "dev EER % (change)",
                 "test EER % (change)",
@@ -232,6 +245,12 @@ def compare_paths(
     )
     print("\n".join(verdicts))
     return rows, folders
+
+
+def _share_of_peak(rate: float, gemm: dict[str, float], arithmetic: str) -> str:
+    """A path's FLOP rate (the model's convolutions and products, counted in fp32 terms) and its
+    share of the measured GEMM rate of its arithmetic (int8 is compared with fp32's)."""
+    return f"{rate / 1e9:.0f} ({100 * rate / gemm[arithmetic]:.0f} % of {arithmetic})"
 
 
 def cold_start(
@@ -294,6 +313,12 @@ def main() -> None:
     # pairs of products in saturating int16 (hence the 7-bit weights, see quantize_int8).
     print(f"int8 dot-product instructions (VNNI): {'yes' if 'vnni' in cpu_flags() else 'no'}")
     print(f"threads: onnxruntime {available_cores()}, torch {torch.get_num_threads()}")
+    gemm = {"fp32": measured_gemm_flops(), "bf16": measured_gemm_flops(dtype=torch.bfloat16)}
+    bf16_kind = "native" if native_bf16(torch.device("cpu")) else "emulated"
+    print(
+        f"measured GEMM (2048 x 2048 products): fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s, bf16 "
+        f"{gemm['bf16'] / 1e9:.0f} GFLOP/s ({bf16_kind})"
+    )
 
     with tempfile.TemporaryDirectory() as temporary:
         workdir = Path(temporary)
@@ -306,7 +331,7 @@ def main() -> None:
             (workdir / "speed").mkdir()
             _, speed_folders = compare_paths(
                 model, root, workdir / "speed", args.repeats, args.calibration_recordings,
-                bf16=native_bf16(torch.device("cpu")),
+                bf16=native_bf16(torch.device("cpu")), gemm=gemm,
             )  # fmt: skip
         accuracy_folders = None
         if args.accuracy_model.is_dir():
@@ -315,7 +340,7 @@ def main() -> None:
             (workdir / "accuracy").mkdir()
             _, accuracy_folders = compare_paths(
                 loaded.model.eval(), root, workdir / "accuracy", args.repeats,
-                args.calibration_recordings, bf16=True,
+                args.calibration_recordings, bf16=True, gemm=gemm,
             )  # fmt: skip
         else:
             print(f"\nno trained model at {args.accuracy_model}: accuracy table skipped")

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from cryprint import __version__
 from cryprint.data.synth import MARKER_NAME, generate_corpus
@@ -113,15 +114,30 @@ def nominal_peak_flops(flops_per_cycle: int = DEFAULT_FLOPS_PER_CYCLE) -> float 
     return torch.get_num_threads() * mhz * 1e6 * flops_per_cycle
 
 
-def measured_gemm_flops(size: int = 2048, seconds: float = 3.0) -> float:
-    """The fp32 rate of one large matrix product: what this machine really reaches."""
-    left, right = torch.randn(size, size), torch.randn(size, size)
+def measured_gemm_flops(
+    size: int = 2048, seconds: float = 3.0, dtype: torch.dtype = torch.float32
+) -> float:
+    """The rate of one large matrix product in ``dtype``: what this machine really reaches."""
+    left, right = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(left, right)
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         torch.mm(left, right)
         count += 1
     return 2 * size**3 * count / (time.perf_counter() - started)
+
+
+def flops_per_audio_second(model: torch.nn.Module, seconds: float = 10.0) -> float:
+    """FLOPs of one forward pass over ``seconds`` of audio, divided by ``seconds``.
+
+    The flop counter sees the matrix products and convolutions (everything but a few percent:
+    the STFT, the element-wise ops and the batch norms are not counted).
+    """
+    audio = torch.zeros(1, int(16000 * seconds))
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(audio, torch.ones(1))
+    return counter.get_total_flops() / seconds
 
 
 @contextmanager
