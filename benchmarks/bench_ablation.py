@@ -26,8 +26,8 @@ from typing import Any
 from common import machine_description, table
 from cryprint.data.synth import MARKER_NAME, generate_corpus
 from cryprint.demo import DEMO_TRAINING, DemoSettings
+from cryprint.inference.options import EmbeddingOptions
 from cryprint.io import atomic_write_text
-from cryprint.options import EmbeddingOptions
 from cryprint.training.checkpoints import INDEX_NAME
 from cryprint.training.config import make_config
 

@@ -17,8 +17,8 @@ from common import machine_description
 from cryprint import CryPrint
 from cryprint.data.inputs import read_recording
 from cryprint.data.layout import read_pairs
-from cryprint.evaluation.embed import embed_split
 from cryprint.evaluation.pairs import score_pairs
+from cryprint.inference.splits import embed_split
 from cryprint.scoring import compute_eer, cosine_matrix
 
 

@@ -34,11 +34,11 @@ from common import (
     timer,
 )
 from cryprint.data.corpus import Corpus, recordings
-from cryprint.embedding import embed_waveforms
-from cryprint.evaluation.embed import embed_split
-from cryprint.evaluation.export import export_model
+from cryprint.inference.splits import embed_split
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
+from cryprint.models.embed import embed_waveforms
 from cryprint.models.folder import save_model_folder
+from cryprint.packaging.speechbrain import export_model
 
 SPLITS = ("dev", "test")
 

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from common import setup, table
-from cryprint.api import CryPrint
 from cryprint.errors import CryprintError
-from cryprint.evaluation.embed import embed_split
-from cryprint.evaluation.verify import stored_threshold
-from cryprint.gallery import Gallery, Identification
+from cryprint.inference.api import CryPrint
+from cryprint.inference.operating_point import stored_threshold
+from cryprint.inference.splits import embed_split
 from cryprint.io import atomic_write_text
+from cryprint.scoring.ranking import Identification
+from cryprint.ward.gallery import Gallery
 
 
 def arguments() -> argparse.Namespace:

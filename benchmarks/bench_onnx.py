@@ -48,16 +48,16 @@ from common import (
 )
 from cryprint.data.corpus import Corpus, recordings
 from cryprint.data.layout import read_pairs
-from cryprint.embedding import embed_waveforms
-from cryprint.engines import TorchEngine
-from cryprint.evaluation.embed import RecordingEmbeddings
-from cryprint.evaluation.export import export_model
 from cryprint.evaluation.pairs import score_pairs
+from cryprint.inference.engines import TorchEngine
+from cryprint.inference.onnx_runtime import OnnxEmbedder, available_cores
+from cryprint.inference.splits import RecordingEmbeddings
 from cryprint.models.device import native_bf16, resolve_precision
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
+from cryprint.models.embed import embed_waveforms
 from cryprint.models.folder import LoadedModel, load_model, save_model_folder
-from cryprint.onnx.export import draw_calibration_waveforms, export_onnx
-from cryprint.onnx.runtime import OnnxEmbedder, available_cores
+from cryprint.packaging.onnx_export import draw_calibration_waveforms, export_onnx
+from cryprint.packaging.speechbrain import export_model
 from cryprint.scoring import compute_eer
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ ONNX_VERIFY = """
 import sys, time
 started = time.perf_counter()
 from cryprint.data.inputs import read_recording
-from cryprint.onnx.runtime import OnnxEmbedder, available_cores
+from cryprint.inference.onnx_runtime import OnnxEmbedder, available_cores
 from cryprint.scoring import cosine_matrix
 imported = time.perf_counter()
 folder, a, b, threshold = sys.argv[1:5]

@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from common import best_of, machine_description, table
-from cryprint.evaluation.embed import RecordingEmbeddings
 from cryprint.evaluation.pairs import score_pairs
+from cryprint.inference.splits import RecordingEmbeddings
 
 BABIES = 160
 DIMENSION = 192

@@ -21,9 +21,9 @@ from cryprint.data.info import format_summary, summarize
 from cryprint.data.synth import MARKER_NAME, generate_corpus
 from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.submit import write_submission
+from cryprint.inference.options import EmbeddingOptions
 from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
-from cryprint.options import EmbeddingOptions
 from cryprint.recipes import RECIPES
 from cryprint.training.config import TrainConfig, make_config
 from cryprint.training.trainer import train
@@ -186,13 +186,15 @@ def before_after_table(results: dict[str, Any], method: str) -> str:
 
 
 def run_full(
-    data: Path, run: Path, out: Path, quiet: bool = False, recipe: str = "reference"
+    data: Path, out: Path, quiet: bool = False, recipe: str = "reference"
 ) -> dict[str, Any]:
     """The real CryCeleb2023 workflow (needs a hub login and a GPU to finish in reasonable
-    time): download → train → evaluate dev/test → submit, with a :data:`RECIPES` recipe."""
+    time): download → train into ``out/runs/cryceleb-RECIPE`` → evaluate dev/test → submit,
+    with a :data:`RECIPES` recipe."""
     from cryprint.data.download import download_cryceleb
 
     chosen = RECIPES[recipe]
+    run = Path(out) / "runs" / f"cryceleb-{recipe}"
     download_cryceleb(data, progress=not quiet)
     config = make_config({"data": str(data), "run": str(run), **chosen.training})
     trained = train(config, quiet=quiet)

@@ -45,6 +45,12 @@ def _umask() -> int:
     return mask
 
 
+def new_file_mode() -> int:
+    """The mode a new file gets under the process's umask, as ``cp`` gives it (0644 under
+    the usual 022)."""
+    return 0o666 & ~_umask()
+
+
 def _kind(mode: int) -> str:
     kinds = (
         (stat.S_ISDIR, "a folder"),
@@ -89,7 +95,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
     target = writable_target(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+        mode = target.stat().st_mode & 0o7777 if target.exists() else new_file_mode()
         handle, temporary = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=target.parent
         )

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 
 from cryprint.errors import DataError
-from cryprint.evaluation.embed import RecordingEmbeddings
 from cryprint.evaluation.pairs import (
     DEFAULT_COHORT_TOP_N,
     resolve_top_n,
     score_pairs,
     score_pairs_as_norm,
 )
+from cryprint.inference.splits import RecordingEmbeddings
 from cryprint.scoring import as_norm_matrix
 
 BABIES = ["0007", "0133", "0611", "1024", "2048"]

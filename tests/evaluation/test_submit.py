@@ -8,9 +8,9 @@ import pytest
 
 import cryprint.evaluation.submit as submit_module
 from cryprint.errors import DataError
-from cryprint.evaluation.embed import embed_split
 from cryprint.evaluation.pairs import score_pairs
 from cryprint.evaluation.submit import check_submission, write_submission
+from cryprint.inference.splits import embed_split
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 import cryprint.models.device as device_module
-from cryprint.api import CryPrint
-from cryprint.embedding import embed_waveforms
-from cryprint.engines import TorchEngine, make_engine
 from cryprint.errors import ConfigError
+from cryprint.inference.api import CryPrint
+from cryprint.inference.engines import TorchEngine, make_engine
+from cryprint.inference.options import EmbeddingOptions
+from cryprint.inference.store import EmbeddingStore
 from cryprint.models.device import cpu_flags, native_bf16, resolve_precision
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
-from cryprint.options import EmbeddingOptions
-from cryprint.store import EmbeddingStore
+from cryprint.models.embed import embed_waveforms
 
 CPU = torch.device("cpu")
 

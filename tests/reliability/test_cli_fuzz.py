@@ -246,7 +246,7 @@ def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     def stop_before_training(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C when training would start
 
-    monkeypatch.setattr("cryprint.embedding.embed_waveforms", seeded_embeddings)
+    monkeypatch.setattr("cryprint.models.embed.embed_waveforms", seeded_embeddings)
     # The whole start is real (run folder, lock, log, data, model, run description, and the
     # clean-up of a failed start); it stops before the first forward pass.
     monkeypatch.setattr(trainer, "_initial_metrics", stop_before_training)

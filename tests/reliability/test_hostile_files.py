@@ -21,9 +21,9 @@ from reliability_helpers import EPOCHS, TINY, time_limit, tiny_config
 
 from cryprint.data.audio import read_audio
 from cryprint.data.corpus import Corpus
-from cryprint.embedding import embed_waveforms
 from cryprint.errors import AudioError, CheckpointError, ModelError
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
+from cryprint.models.embed import embed_waveforms
 from cryprint.models.folder import CHECKPOINT_NAME, load_model
 from cryprint.training import checkpoints
 from cryprint.training.runfolder import environment, write_json

@@ -16,12 +16,8 @@ from cryprint.data.audio import SAMPLE_RATE
 from cryprint.data.batches import Batch
 from cryprint.data.corpus import Corpus
 from cryprint.errors import ConfigError
-from cryprint.training.augment import (
-    PRESETS,
-    augment_batch,
-    augment_settings,
-    build_augmenter,
-)
+from cryprint.training.augment import augment_batch, build_augmenter
+from cryprint.training.augment_settings import PRESETS, augment_settings
 from cryprint.training.config import AUGMENT_PRESETS, make_config
 from cryprint.training.trainer import train
 from tiny_recipe import TINY_TRAINING as TINY

@@ -10,11 +10,12 @@ import yaml
 
 from cryprint.data.corpus import Corpus
 from cryprint.errors import ConfigError, DataError
-from cryprint.evaluation.card import model_card
+from cryprint.packaging.card import model_card
 from cryprint.training import trainer
 from cryprint.training.config import TRAIN_ON, dev_warning, make_config
 from cryprint.training.distributed import Distributed
-from cryprint.training.trainer import build_training_data, train, training_splits
+from cryprint.training.trainer import train
+from cryprint.training.training_set import build_training_data, training_splits
 from tiny_recipe import TINY_TRAINING as TINY
 
 

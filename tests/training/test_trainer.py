@@ -12,20 +12,15 @@ import torch
 import torch.multiprocessing
 
 from cryprint.data.corpus import Corpus
-from cryprint.embedding import embed_waveforms
 from cryprint.errors import ConfigError, DataError, ModelError
 from cryprint.models.ecapa import ModelConfig
+from cryprint.models.embed import embed_waveforms
 from cryprint.models.folder import load_model
 from cryprint.scoring import compute_eer
 from cryprint.training.config import make_config
 from cryprint.training.distributed import Distributed
-from cryprint.training.trainer import (
-    TrainingState,
-    build_model,
-    build_training_data,
-    restore,
-    train,
-)
+from cryprint.training.trainer import TrainingState, build_model, restore, train
+from cryprint.training.training_set import build_training_data
 from cryprint.training.validation import ValidationSet, validation_loss
 from tiny_recipe import TINY_TRAINING as TINY
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from cryprint import __version__
+from cryprint.cli.common import flag_wording
 from cryprint.cli.data import add_data
 from cryprint.cli.demo import add_demo
 from cryprint.cli.evaluation import add_evaluation
@@ -111,7 +112,7 @@ def _expected_exit(command: str, error: BaseException) -> int:
         print(f"cryprint {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     assert isinstance(error, CryprintError)
-    print(f"cryprint {command}: error: {error}", file=sys.stderr)
+    print(f"cryprint {command}: error: {error.worded(flag_wording)}", file=sys.stderr)
     return error.exit_code
 
 

@@ -1,4 +1,5 @@
-"""What the subcommands share: JSON output, progress, the model and device options."""
+"""What the subcommands share: JSON output, how errors name flags, the model and embedding
+options (added once each, with one default)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,38 @@ import argparse
 import json
 from pathlib import Path
 
-from cryprint.errors import ConfigError
-from cryprint.options import BACKENDS, PRECISIONS, EmbeddingOptions
+from cryprint.errors import FIELD, ConfigError
+from cryprint.inference.options import BACKENDS, PRECISIONS, EmbeddingOptions
+from cryprint.models import DEVICE_HELP
 
 MODEL_HELP = "a model folder (e.g. runs/NAME/best), an embedding_model.ckpt, or a hub id"
-DEVICE_HELP = "cpu, auto (a GPU when there is one), cuda, cuda:N"
+
+
+# Library fields whose flag is not --FIELD-NAME (errors name fields; the CLI words them as flags).
+FIELD_FLAGS = {
+    "point": "--operating-point",
+    "as_norm_top_n": "--cohort-top-n",
+    "export_format": "--format",
+    "fusion": "--fuse",
+}
+
+
+def flag_wording(name: str, value: object) -> str:
+    """A library field (see :mod:`cryprint.errors`) as this command line spells it:
+    ``threshold`` → ``--threshold``, ``tta=5`` → ``--tta 5``, ``trim=False`` → ``--no-trim``."""
+    if name == "trim":
+        if value is FIELD:
+            return "trimming (--no-trim)"
+        return "without --no-trim" if value else "--no-trim"
+    flag = FIELD_FLAGS.get(name, "--" + name.replace("_", "-"))
+    if value is FIELD or value is True or name == "fusion":
+        return flag
+    return f"{flag} {value}"
 
 
 def print_json(payload: object) -> None:
     # allow_nan=False: NaN or Infinity is not JSON; a non-finite number here is a bug to report.
     print(json.dumps(payload, indent=2, default=str, allow_nan=False))
-
-
-def progress() -> bool:
-    """Commands show progress: a bar on a terminal, a line every few seconds elsewhere
-    (:class:`cryprint.progress.Progress`)."""
-    return True
 
 
 def add_as_norm_options(parser: argparse.ArgumentParser) -> None:
@@ -47,26 +64,28 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
 
 
 def embedding_options(args: argparse.Namespace) -> EmbeddingOptions:
-    """What :func:`add_embedding_options` (and --device) give: how every embedding command's
-    library call embeds recordings."""
+    """What :func:`add_embedding_options` give: how every embedding command's library call
+    embeds recordings."""
     return EmbeddingOptions(args.device, args.backend, args.precision, args.tta, args.trim)
 
 
 def add_embedding_options(parser: argparse.ArgumentParser) -> None:
-    """--tta, --no-trim, --backend, --precision: how recordings are embedded (the same for
-    evaluate and verify)."""
+    """--device, --tta, --no-trim, --backend, --precision: how recordings are embedded (the same
+    for every command that embeds, with the defaults of :class:`~cryprint.EmbeddingOptions`)."""
+    defaults = EmbeddingOptions()
+    parser.add_argument("--device", default=defaults.device, help=DEVICE_HELP)
     add_tta_option(parser)
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="auto",
+        default=defaults.backend,
         help="what runs the model: onnx (an ONNX export, onnxruntime, no torch: fast start), "
         "torch, or auto (onnx when the model folder holds an export)",
     )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="auto",
+        default=defaults.precision,
         help="torch arithmetic: auto (bfloat16 where the hardware runs it natively: a CUDA GPU "
         "with bf16 (Ampere or newer), or a CPU with AVX512_BF16/AMX for models of width >= 512; "
         "else float32), fp32, or bf16 (forced)",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from cryprint.errors import FIELD, ConfigError
 from cryprint.recipes import RECIPES
+from cryprint.training.config import METHODS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -14,10 +15,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.full:
         if args.data is None:
-            print("cryprint demo --full needs --data DIR (for CryCeleb2023)", file=sys.stderr)
-            return 2
-        run = args.out / "runs" / f"cryceleb-{args.recipe}"
-        reports = run_full(args.data, run, args.out, quiet=args.quiet, recipe=args.recipe)
+            raise ConfigError(
+                "{full} needs {data} (for CryCeleb2023)", fields={"full": True, "data": FIELD}
+            )
+        reports = run_full(args.data, args.out, quiet=args.quiet, recipe=args.recipe)
         for split, report in reports.items():
             eer = report["eer"]
             print(f"{split}: EER {100 * eer:.2f}%" if eer is not None else f"{split}: no labels")
@@ -36,8 +37,8 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", type=Path, default=Path("demo"), help="where everything goes")
     demo.add_argument(
         "--method",
-        choices=["triplet", "aam"],
-        default="triplet",
+        choices=METHODS,
+        default=METHODS[0],
         help="triplet loss (the main method) or the AAM-softmax baseline",
     )
     demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's)")

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from cryprint.cli.common import (
-    DEVICE_HELP,
     MODEL_HELP,
     add_as_norm_options,
     add_embedding_options,
@@ -15,18 +14,17 @@ from cryprint.cli.common import (
     embedding_options,
     fusion_option,
     print_json,
-    progress,
 )
 from cryprint.errors import ConfigError
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.embed import embed_split
-    from cryprint.options import embedder_for
+    from cryprint.inference.api import embedder_for
+    from cryprint.inference.splits import embed_split
 
     embedder = embedder_for(args.model, embedding_options(args))
     embeddings = embed_split(
-        embedder, args.data, args.split, args.out, progress=progress(), shard=args.shard
+        embedder, args.data, args.split, args.out, progress=True, shard=args.shard
     )
     how = "reused" if embeddings.from_cache else "wrote"
     part = f" (shard {args.shard})" if args.shard else ""
@@ -39,7 +37,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_embed_merge(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.shards import merge_shards
+    from cryprint.inference.shards import merge_shards
 
     merged = merge_shards(args.parts, args.data, args.out, store=args.store)
     stored = "; in the embedding store" if args.store else ""
@@ -51,7 +49,7 @@ def cmd_embed_merge(args: argparse.Namespace) -> int:
 
 
 def _shard(text: str) -> object:
-    from cryprint.evaluation.shards import parse_shard
+    from cryprint.inference.shards import parse_shard
 
     try:
         return parse_shard(text)
@@ -70,7 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.split,
         out,
         as_norm_top_n=as_norm_option(args),
-        progress=progress(),
+        progress=True,
         fusion=fusion_option(args),
         embedding=embedding_options(args),
     )
@@ -86,43 +84,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.submit import write_fused_submission, write_submission
+    from cryprint.evaluation.submit import submit
 
-    fusion, as_norm = fusion_option(args), as_norm_option(args)
-    if fusion is None and len(args.model) > 1:
-        raise ConfigError("several --model are fused: add --fuse or --fusion FUSION_JSON")
-    if fusion is not None and as_norm is not None:
-        raise ConfigError("fusion combines raw cosine scores: it cannot be used with --as-norm")
-    if fusion is None:
-        submission = write_submission(
-            args.model[0],
-            args.data,
-            args.out,
-            as_norm_top_n=as_norm,
-            progress=progress(),
-            embedding=embedding_options(args),
-        )
-    else:
-        submission = write_fused_submission(
-            args.model,
-            args.data,
-            args.out,
-            fusion,
-            progress=progress(),
-            embedding=embedding_options(args),
-        )
-    top_n = submission.as_norm_top_n
-    scoring = "cosine" if top_n is None else f"AS-norm (top {top_n})"
-    if submission.fusion is not None:
-        weights = ", ".join(f"{w:.6g}" for w in submission.fusion.fusion.weights)
-        fitted = submission.fusion.fitted_on
-        scoring = (
-            f"fused ({len(args.model)} models: weights {weights}, bias "
-            f"{submission.fusion.fusion.bias:.6g}, fitted on {fitted.get('n_pairs')} "
-            f"{fitted.get('split')} pairs)"
-        )
+    submission = submit(
+        args.model,
+        args.data,
+        args.out,
+        as_norm_option(args),
+        fusion_option(args),
+        embedding=embedding_options(args),
+        progress=True,
+    )
     print(
-        f"wrote {submission.n_pairs} {scoring} scores to {submission.path} "
+        f"wrote {submission.n_pairs} {submission.scoring()} scores to {submission.path} "
         f"({submission.computed} recording(s) embedded, the rest from the embedding store)"
     )
     return 0
@@ -136,7 +110,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         args.model,
         args.trials,
         args.out,
-        progress=progress(),
+        progress=True,
         embedding=embedding_options(args),
     )
     if args.json:
@@ -149,7 +123,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.export import export_model
+    from cryprint.packaging.speechbrain import export_model
 
     folder = export_model(
         args.model, args.out, args.format, args.calibration_data, args.calibration_recordings
@@ -160,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.card import write_model_card
+    from cryprint.packaging.card import write_model_card
 
     print(f"wrote {write_model_card(args.model)}")
     return 0
@@ -184,7 +158,6 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         help="embed only the K-th of N parts of the split (a job array: K = the task id), "
         "then join the parts with `cryprint embed-merge`",
     )
-    embed.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(embed)
     embed.set_defaults(handler=cmd_embed)
 
@@ -232,7 +205,6 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     add_as_norm_options(evaluate)
     add_fusion_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
-    evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -246,7 +218,6 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
     add_as_norm_options(submit)
     add_fusion_options(submit)
-    submit.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(submit)
     submit.set_defaults(handler=cmd_submit)
 
@@ -263,7 +234,6 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, help="output folder (default: TRIALS-scores beside the trials file)"
     )
     score.add_argument("--json", action="store_true", help="print the report as JSON")
-    score.add_argument("--device", default="cpu", help=DEVICE_HELP)
     add_embedding_options(score)
     score.set_defaults(handler=cmd_score)
 

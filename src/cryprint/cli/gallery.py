@@ -6,27 +6,25 @@ import argparse
 from pathlib import Path
 
 from cryprint.cli.common import (
-    DEVICE_HELP,
     MODEL_HELP,
     add_embedding_options,
     embedding_options,
     print_json,
-    progress,
 )
 
 GALLERY_HELP = "the gallery: one SQLite file (created by the first enroll)"
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from cryprint.gallery import enroll
+    from cryprint.ward.enrol import enrol
 
-    result = enroll(
+    result = enrol(
         args.model,
         args.gallery,
         args.baby,
         args.recordings,
         embedding=embedding_options(args),
-        progress=progress(),
+        progress=True,
     )
     print(
         f"enrolled {result.added} recording(s) for baby {result.baby_id} in {args.gallery} "
@@ -38,7 +36,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from cryprint.gallery import identify
+    from cryprint.ward.identify import identify
 
     result = identify(
         args.model,
@@ -66,7 +64,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_list(args: argparse.Namespace) -> int:
-    from cryprint.gallery import Gallery
+    from cryprint.ward.gallery import Gallery
 
     with Gallery.open(args.gallery) as gallery:
         babies = gallery.babies()
@@ -88,7 +86,7 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
-    from cryprint.gallery import Gallery
+    from cryprint.ward.gallery import Gallery
 
     with Gallery.open(args.gallery) as gallery:
         removed = gallery.remove(args.baby)
@@ -99,7 +97,6 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", type=Path, required=True, help=GALLERY_HELP)
     parser.add_argument("--model", required=True, help=MODEL_HELP)
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     add_embedding_options(parser)  # identify must embed cries as enroll embedded recordings
 
 

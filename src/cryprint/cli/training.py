@@ -6,26 +6,19 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from cryprint.training.config import CHOICES
+
 # Extra spellings of generated flags (kept from earlier versions of the command).
 TRAIN_FLAG_ALIASES = {"learning_rate": ("--lr",)}
-TRAIN_CHOICES = {
-    "method": ("triplet", "aam"),
-    "select_by": ("loss", "eer"),
-    "train_on": ("train", "train+dev-B", "train+dev"),
-    "augment": ("none", "light", "strong"),
-}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cryprint.training.config import TrainConfig, make_config
-    from cryprint.training.runfolder import resume_config, saved_config
+    from cryprint.training.config import TrainConfig
+    from cryprint.training.runfolder import run_config
     from cryprint.training.trainer import train
 
     overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
-    if args.resume and args.config is None and args.run and saved_config(args.run) is not None:
-        config = resume_config(args.run, overrides)  # --resume needs only --run
-    else:
-        config = make_config(overrides, args.config)
+    config = run_config(overrides, args.config, resume=args.resume)  # --resume needs only --run
     result = train(config, resume=args.resume, quiet=args.quiet)
     last = result.history[-1]
     first = result.history[0]
@@ -62,7 +55,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             options.update(action="store_true", default=None)
         else:
-            options.update(type=kind, choices=TRAIN_CHOICES.get(field.name))
+            options.update(type=kind, choices=CHOICES.get(field.name))
         parser.add_argument(*flags, **options)
 
 

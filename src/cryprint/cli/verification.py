@@ -6,23 +6,21 @@ import argparse
 from pathlib import Path
 
 from cryprint.cli.common import (
-    DEVICE_HELP,
     MODEL_HELP,
     add_embedding_options,
     embedding_options,
     print_json,
-    progress,
 )
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.calibrate import calibrate_model
+    from cryprint.evaluation.calibrate_model import calibrate_model
 
     result = calibrate_model(
         args.model,
         args.data,
         args.split,
-        progress=progress(),
+        progress=True,
         embedding=embedding_options(args),
     )
     calibration = result.calibration
@@ -38,7 +36,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from cryprint.evaluation.verify import verify
+    from cryprint.inference.api import verify
 
     result = verify(
         args.model,
@@ -70,7 +68,6 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--split", choices=["dev", "test"], default="dev", help="the labelled pairs to fit on"
     )
-    calibrate.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_embedding_options(calibrate)
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -114,6 +111,5 @@ def add_verification(subparsers: argparse._SubParsersAction) -> None:
         "(needs cryprint calibrate)",
     )
     verify.add_argument("--json", action="store_true", help="every field of the verdict")
-    verify.add_argument("--device", default="cpu", help=DEVICE_HELP)
     add_embedding_options(verify)
     verify.set_defaults(handler=cmd_verify)

@@ -29,11 +29,9 @@ import numpy as np
 import pandas as pd
 
 from cryprint import __version__
-from cryprint.api import CryPrint
 from cryprint.data.layout import read_pairs
 from cryprint.errors import ConfigError, DataError, ModelError, OutputError
-from cryprint.evaluation.embed import RecordingEmbeddings, embed_split
-from cryprint.evaluation.fusion import (
+from cryprint.evaluation.fused import (
     FIT_ON_DEV,
     FUSED_FOLDER,
     fit_on_dev,
@@ -52,7 +50,10 @@ from cryprint.evaluation.report import (
     write_figures,
     write_scores,
 )
-from cryprint.evaluation.verify import stored_threshold
+from cryprint.inference.api import CryPrint, embedder_for
+from cryprint.inference.operating_point import stored_threshold
+from cryprint.inference.options import EmbeddingOptions
+from cryprint.inference.splits import RecordingEmbeddings, embed_split
 from cryprint.io import (
     atomic_write_text,
     check_replaceable_folder,
@@ -62,7 +63,6 @@ from cryprint.io import (
 )
 from cryprint.models.ecapa import CryEmbedder
 from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, ModelSpec
-from cryprint.options import EmbeddingOptions, embedder_for
 from cryprint.scoring import (
     threshold_at_false_accept_rate,
 )
@@ -135,7 +135,7 @@ def evaluate(
             than the cohort, the train split's recordings).
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
         embedding: how recordings are embedded — device, backend, precision, TTA views,
-            trimming (:class:`cryprint.options.EmbeddingOptions`; None: the defaults).
+            trimming (:class:`~cryprint.EmbeddingOptions`; None: the defaults).
         progress: show progress.
         fusion: None; ``"dev"`` to fuse the models' cosine scores with a logistic fusion
             fitted on the dev pairs (never on this split's labels); or the :class:`Path` of a
@@ -190,7 +190,7 @@ def evaluate(
 
 def _check_fusion_request(names: list[str], as_norm_top_n: TopN | None) -> None:
     if len(names) < 2:
-        raise ConfigError("fusion needs at least two models (--model A --model B)")
+        raise ConfigError("fusion needs at least two models")
     if as_norm_top_n is not None:
         raise ConfigError("fusion combines raw cosine scores: it cannot be used with AS-norm")
     if FUSED_FOLDER in names:
@@ -354,7 +354,7 @@ def _update_model_evaluation(
     ``--operating-point`` takes: ``eer`` (also kept as ``threshold``, the default) and, given
     the raw cosine ``scores`` (float [n_pairs]) and ``labels`` (0/1 [n_pairs]), ``far1``
     (false acceptance rate at most 1 %), each with the ``embedding`` it was measured on
-    (``basis``: :attr:`~cryprint.options.EmbeddingOptions.score_basis`, which verify checks).
+    (``basis``: :attr:`~cryprint.EmbeddingOptions.score_basis`, which verify checks).
     Metrics of other weights (an older ``model_id``) are dropped."""
     path = model_folder / EVALUATION_NAME
     record: dict[str, Any] = {"model_id": report["model_id"], "splits": {}}

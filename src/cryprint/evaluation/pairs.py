@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from cryprint.errors import DataError
-from cryprint.evaluation.embed import RecordingEmbeddings
+from cryprint.errors import FIELD, DataError
+from cryprint.inference.splits import RecordingEmbeddings
 from cryprint.scoring import as_norm_pairs, cosine_pairs
 
 # AS-norm cohort size used when none is given: the usual choice in speaker verification
@@ -91,7 +91,8 @@ def resolve_top_n(requested: TopN | None, cohort_size: int) -> int:
     if not 2 <= requested <= cohort_size:
         raise DataError(
             f"cohort top-n {requested} is outside [2, {cohort_size}]: the cohort (the train "
-            f"split) holds {cohort_size} recordings; pass a smaller --cohort-top-n"
+            f"split) holds {cohort_size} recordings; pass a smaller {{as_norm_top_n}}",
+            fields={"as_norm_top_n": FIELD},
         )
     return int(requested)
 

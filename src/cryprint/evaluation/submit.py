@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 from cryprint.data.layout import read_pairs, read_sample_submission
-from cryprint.errors import DataError
-from cryprint.evaluation.embed import embed_split
-from cryprint.evaluation.fusion import FIT_ON_DEV, StoredFusion, resolve_fusion, split_scores
+from cryprint.errors import FIELD, ConfigError, DataError
+from cryprint.evaluation.fused import FIT_ON_DEV, StoredFusion, resolve_fusion, split_scores
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
+from cryprint.inference.api import embedder_for
+from cryprint.inference.options import EmbeddingOptions
+from cryprint.inference.splits import embed_split
 from cryprint.io import atomic_write_text, writable_target
 from cryprint.models.folder import ModelSpec
-from cryprint.options import EmbeddingOptions, embedder_for
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,51 @@ class Submission:
     as_norm_top_n: int | None
     computed: int = 0  # recordings embedded by the model; the rest came from the store
     fusion: StoredFusion | None = None  # the fusion of a fused submission
+
+    def scoring(self) -> str:
+        """How the scores were made, in words: cosine, AS-norm (top N) or the fusion."""
+        if self.fusion is not None:
+            weights = ", ".join(f"{w:.6g}" for w in self.fusion.fusion.weights)
+            fitted = self.fusion.fitted_on
+            return (
+                f"fused ({len(self.fusion.model_ids)} models: weights {weights}, bias "
+                f"{self.fusion.fusion.bias:.6g}, fitted on {fitted.get('n_pairs')} "
+                f"{fitted.get('split')} pairs)"
+            )
+        return "cosine" if self.as_norm_top_n is None else f"AS-norm (top {self.as_norm_top_n})"
+
+
+def submit(
+    models: Sequence[ModelSpec],
+    root: Path | str,
+    out: Path | str,
+    as_norm_top_n: TopN | None = None,
+    fusion: str | Path | None = None,
+    *,
+    embedding: EmbeddingOptions | None = None,
+    progress: bool = False,
+) -> Submission:
+    """The submission of one model (:func:`write_submission`), or of several fused
+    (:func:`write_fused_submission`, ``fusion``: ``"dev"`` or a ``fusion.json``).
+
+    Raises:
+        ConfigError: several models without a fusion, or a fusion with AS-norm; else as the
+            function it calls.
+    """
+    if fusion is None and len(models) > 1:
+        raise ConfigError("several models are fused: give {fusion}", fields={"fusion": FIT_ON_DEV})
+    if fusion is not None and as_norm_top_n is not None:
+        raise ConfigError(
+            "fusion combines raw cosine scores: it cannot be used with {as_norm}",
+            fields={"as_norm": FIELD},
+        )
+    if not models:
+        raise ConfigError("no model to submit with")
+    if fusion is None:
+        return write_submission(
+            models[0], root, out, as_norm_top_n, embedding=embedding, progress=progress
+        )
+    return write_fused_submission(models, root, out, fusion, embedding=embedding, progress=progress)
 
 
 def check_submission(submission: pd.DataFrame, sample: pd.DataFrame) -> None:
@@ -88,7 +134,7 @@ def write_submission(
         out: the CSV to write (``id,score``).
         as_norm_top_n: None for cosine scores; ``"auto"`` or an int for AS-norm scores against
             the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
-        embedding: how recordings are embedded (:class:`cryprint.options.EmbeddingOptions`;
+        embedding: how recordings are embedded (:class:`~cryprint.EmbeddingOptions`;
             None: the defaults).
         progress: show progress.
 
@@ -121,7 +167,7 @@ def write_fused_submission(
     progress: bool = False,
 ) -> Submission:
     """:func:`write_submission` with the fused scores of several models (see
-    :mod:`cryprint.evaluation.fusion`): ``fusion`` is ``"dev"`` to fit the fusion on the dev
+    :mod:`cryprint.evaluation.fused`): ``fusion`` is ``"dev"`` to fit the fusion on the dev
     pairs now, or the :class:`~pathlib.Path` of a ``fusion.json`` from ``evaluate --fuse``.
     The submission's ``model_id`` joins the models' ids with ``+``.
 

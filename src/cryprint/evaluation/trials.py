@@ -37,6 +37,8 @@ from cryprint.evaluation.report import (
     to_json,
     write_figures,
 )
+from cryprint.inference.api import embedder_for
+from cryprint.inference.options import EmbeddingOptions
 from cryprint.io import (
     atomic_write,
     atomic_write_text,
@@ -46,7 +48,6 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.folder import ModelSpec
-from cryprint.options import EmbeddingOptions, embedder_for
 from cryprint.scoring import cosine_pairs
 
 TRIALS_COLUMNS = ("enrollment", "test")
@@ -126,7 +127,7 @@ def score_trials(
         trials: the trials CSV (see the module docstring).
         out: the output folder; default ``TRIALS_STEM-scores`` beside the trials file.
         p_targets: minDCF priors (``c_miss = c_fa = 1``).
-        embedding: how recordings are embedded (:class:`cryprint.options.EmbeddingOptions`;
+        embedding: how recordings are embedded (:class:`~cryprint.EmbeddingOptions`;
             None: the defaults); ignored when ``model`` is a CryPrint.
         progress: show progress.
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import torch
 
 from cryprint.errors import ConfigError
-
-DEVICE_HELP = "auto (a GPU when there is one, else the CPU), cpu, cuda, cuda:N or mps"
+from cryprint.models import DEVICE_HELP
 
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:

@@ -1,7 +1,7 @@
 """Scoring: verification metrics, AS-norm score normalisation, logistic calibration, verdicts.
 
 Pure numpy: scores and embeddings in, numbers out; no torch and no file I/O (a model folder's
-``calibration.json`` is read and written by :mod:`cryprint.evaluation.calibrate`).
+``calibration.json`` is read and written by :mod:`cryprint.evaluation.calibrate_model`).
 """
 
 from cryprint.scoring.calibration import Calibration, fit_calibration, reliability_bins, sigmoid

@@ -4,7 +4,7 @@ ratio-like score by linear logistic regression (as in BOSARIS/FoCal fusion).
 ``fused = weights @ scores + bias``: the log-odds that a trial is a target trial, at the share
 of target trials of the trials the fusion was fitted on (``prior``). Fitted on labelled dev
 trials only, then applied unchanged to test. Pure numpy, no file I/O (``fusion.json`` is read
-and written by :mod:`cryprint.evaluation.fusion`).
+and written by :mod:`cryprint.evaluation.fused`).
 """
 
 from __future__ import annotations

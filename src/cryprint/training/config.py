@@ -18,14 +18,23 @@ import yaml
 
 from cryprint.errors import ConfigError
 from cryprint.hub import DEFAULT_HUB_MODEL
+from cryprint.models import DEVICE_HELP
+from cryprint.training.augment_settings import PRESETS, canonical_block
 
 METHODS = ("triplet", "aam")
 SELECT_BY = ("loss", "eer")
 # What a run trains on besides the train split's babies: nothing, the dev split's birth (B)
 # recordings (as the 1st-place CryCeleb2023 system did), or all of the dev split. Never test.
 TRAIN_ON = ("train", "train+dev-B", "train+dev")
-# Augmentation presets, defined in cryprint.training.augment; a YAML block may also be given.
-AUGMENT_PRESETS = ("none", "light", "strong")
+# Augmentation presets (cryprint.training.augment_settings); a YAML block may also be given.
+AUGMENT_PRESETS = tuple(PRESETS)
+# The options that take one of a few names, by field (the CLI's choices).
+CHOICES = {
+    "method": METHODS,
+    "select_by": SELECT_BY,
+    "train_on": TRAIN_ON,
+    "augment": AUGMENT_PRESETS,
+}
 
 
 # One line of help per option: shown by `cryprint train --help` and checked to cover every field.
@@ -53,7 +62,7 @@ FIELD_HELP = {
     "keep_best": "checkpoints kept besides the latest",
     "select_by": "how the best epoch is chosen: validation loss or validation EER",
     "validation_batches": "validation crop batches for the validation loss",
-    "device": "auto (a GPU when there is one), cpu, cuda, cuda:N",
+    "device": DEVICE_HELP,
     "amp": "bfloat16 mixed precision (CUDA only)",
     "compile": "torch.compile (CUDA only)",
     "train_on": "train: the train split; train+dev-B: also the dev babies' birth (B) recordings; "
@@ -172,9 +181,6 @@ def _checked_augment(value: Any) -> str | dict[str, Any]:
         return value
     if not isinstance(value, dict):
         raise ConfigError("invalid training config: augment must be a preset name or a block")
-    # Loaded only for a block: augment needs torch, which importing the config must not load.
-    from cryprint.training.augment import canonical_block
-
     return canonical_block(value)
 
 

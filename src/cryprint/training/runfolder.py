@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cryprint.errors import ConfigError
+from cryprint.errors import FIELD, ConfigError
 from cryprint.io import atomic_write_text, remove_stale_temporaries
 from cryprint.training.checkpoints import INDEX_NAME
 from cryprint.training.config import TrainConfig, make_config
@@ -102,8 +102,9 @@ def _differing_keys(current: dict[str, Any], saved: dict[str, Any]) -> list[str]
 def _refuse_changes(changed: list[str], where: str) -> None:
     if changed:
         raise ConfigError(
-            f"--resume: options differ from {where} ({', '.join(changed)}); "
-            f"only {', '.join(RESUMABLE_OVERRIDES)} may change"
+            f"{{resume}}: options differ from {where} ({', '.join(changed)}); "
+            f"only {', '.join(RESUMABLE_OVERRIDES)} may change",
+            fields={"resume": FIELD},
         )
 
 
@@ -129,8 +130,9 @@ def check_new_or_resumed(config: TrainConfig, run: Path, resume: bool) -> None:
     if not resume:
         if (run / "checkpoints" / INDEX_NAME).is_file():
             raise ConfigError(
-                f"{run} already holds a training run; pass --resume to continue it "
-                "or choose another --run"
+                f"{run} already holds a training run; pass {{resume}} to continue it "
+                "or choose another {run}",
+                fields={"resume": True, "run": FIELD},
             )
         return
     saved = saved_config(run)
@@ -145,6 +147,22 @@ def check_same_run(config: TrainConfig, saved: Any, where: str) -> None:
         _refuse_changes(_differing_keys(config.to_dict(), saved), where)
 
 
+def run_config(
+    overrides: dict[str, Any], yaml_file: Path | str | None = None, resume: bool = False
+) -> TrainConfig:
+    """The config a ``train`` call runs with: defaults ← ``yaml_file`` ← ``overrides`` (None
+    values ignored); or, to resume a run given only by ``overrides["run"]`` (no YAML file), that
+    run's saved config with the overrides (see :func:`resume_config`).
+
+    Raises:
+        ConfigError: an invalid config, or an override that changes a resumed run.
+    """
+    run = overrides.get("run")
+    if resume and yaml_file is None and run and saved_config(Path(run)) is not None:
+        return resume_config(Path(run), overrides)
+    return make_config(overrides, yaml_file)
+
+
 def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
     """The config to resume ``run`` with: its saved ``config.yaml``, with the given overrides
     (None values ignored). Options other than :data:`RESUMABLE_OVERRIDES` must equal the saved
@@ -157,7 +175,8 @@ def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
     if saved is None:
         raise ConfigError(
             f"{run}: no config.yaml to resume from; give the run's options again "
-            "(--data and the rest) or start a new run"
+            "({data} and the rest) or start a new run",
+            fields={"data": FIELD},
         )
     given = {key: value for key, value in overrides.items() if value is not None}
     merged = make_config({**saved.to_dict(), **given, "run": str(run)})

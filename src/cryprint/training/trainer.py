@@ -26,14 +26,8 @@ from typing import Any
 
 import torch
 
-from cryprint.data.batches import CropBatches, PKSampler
 from cryprint.data.corpus import (
     Corpus,
-    Recording,
-    baseline_groups,
-    recordings,
-    split_babies,
-    unified_groups,
 )
 from cryprint.errors import ConfigError, CryprintError
 from cryprint.io import atomic_write_text, check_not_locked, folder_lock
@@ -42,8 +36,7 @@ from cryprint.models.device import resolve_device
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import LoadedModel, load_model, load_weights, save_model_folder
 from cryprint.training import checkpoints
-from cryprint.training.augment import AugmentedBatches, AugmentSettings, augment_settings
-from cryprint.training.config import TrainConfig, dev_warning
+from cryprint.training.config import TrainConfig
 from cryprint.training.distributed import Distributed, barrier, distributed_context
 from cryprint.training.epoch import EpochMetrics, EpochTraining, train_one_epoch
 from cryprint.training.objectives import (
@@ -60,17 +53,13 @@ from cryprint.training.runfolder import (
     write_json,
     write_metrics,
 )
+from cryprint.training.training_set import TrainingData, build_training_data, training_splits
 from cryprint.training.validation import (
-    ValidationSet,
     validation_eer,
     validation_loss,
-    validation_sides,
 )
 
 logger = logging.getLogger("cryprint.train")
-
-# The dev split's periods each ``train_on`` adds to the training babies. The test split never.
-DEV_PERIODS_TRAINED_ON = {"train": (), "train+dev-B": ("B",), "train+dev": ("B", "D")}
 
 
 class TrainModule(torch.nn.Module):
@@ -99,20 +88,6 @@ class TrainResult:
 
 
 @dataclass
-class TrainingData:
-    """The batches to train on and the held-out babies to validate on."""
-
-    batches: CropBatches
-    validation: ValidationSet
-    num_classes: int
-    train_babies: int
-    validation_babies: int
-    dev_babies: int = 0  # dev babies trained on as well (train_on train+dev-B or train+dev)
-    dev_recordings: int = 0
-    augmentation: AugmentSettings | None = None  # None: batches are not augmented
-
-
-@dataclass
 class TrainingState:
     """Everything an epoch changes, and what a checkpoint saves and restores."""
 
@@ -131,103 +106,6 @@ class TrainingState:
     @property
     def objective(self) -> torch.nn.Module:
         return self.module.objective
-
-
-def training_splits(config: TrainConfig) -> tuple[str, ...]:
-    """The splits whose audio a run reads: train, and dev when it trains on dev recordings."""
-    return ("train", "dev") if DEV_PERIODS_TRAINED_ON[config.train_on] else ("train",)
-
-
-def dev_training_groups(config: TrainConfig, corpus: Corpus) -> list[list[Recording]]:
-    """Per dev baby, its recordings of the periods ``config.train_on`` trains on (none for
-    ``train``): B only for train+dev-B, B and D for train+dev."""
-    periods = DEV_PERIODS_TRAINED_ON[config.train_on]
-    if not periods:
-        return []
-    chosen = [recording for recording in recordings(corpus, "dev") if recording.period in periods]
-    return list(unified_groups(chosen).values())
-
-
-def build_training_data(
-    config: TrainConfig,
-    corpus: Corpus,
-    context: Distributed,
-    device: torch.device | None = None,
-) -> TrainingData:
-    """Split the train split's babies, and build the method's batches and the validation set.
-
-    The triplet method trains on every recording of each training baby (B and D unified). The
-    AAM baseline, like the official one, classifies the B recordings of babies with both periods
-    and measures its loss on their D recordings. With ``train_on`` train+dev-B (train+dev), each
-    dev baby joins as one more training baby with its B (B and D) recordings, for either method;
-    validation babies always come from the train split.
-
-    Args:
-        device: where batches are augmented (the training device; default the CPU).
-    """
-    items = recordings(corpus, "train")
-    groups = unified_groups(items)
-    train_ids, validation_ids = split_babies(groups, config.validation_fraction, config.seed)
-    if config.method == "triplet":
-        train_groups = [groups[b] for b in train_ids]
-        loss_groups = [groups[b] for b in validation_ids]
-    else:
-        chosen = set(train_ids)
-        b_side, d_side = baseline_groups([r for r in items if r.baby_id in chosen])
-        train_groups, loss_groups = _one_group_each(b_side), _one_group_each(d_side)
-    # After the train babies: the AAM's D-side loss labels still name the same babies.
-    dev_groups = dev_training_groups(config, corpus)
-    train_groups += dev_groups
-    if dev_groups:
-        logger.warning("train_on %s: %s", config.train_on, dev_warning(config.train_on))
-    sampler = PKSampler(
-        len(train_groups),
-        config.batch_babies,
-        config.crops_per_baby,
-        config.seed,
-        context.rank,
-        context.world_size,
-    )
-    settings = augment_settings(config.augment)
-    batches = _training_batches(train_groups, sampler, config, settings, device)
-    validation_sampler = PKSampler(
-        len(loss_groups),
-        min(config.batch_babies, len(loss_groups)),
-        config.crops_per_baby,
-        seed=config.seed + 1,
-    )
-    left, right = validation_sides({b: groups[b] for b in validation_ids})
-    loss_batches = CropBatches(
-        loss_groups, validation_sampler, config.crop_min_seconds, config.crop_max_seconds
-    )
-    validation = ValidationSet(left, right, loss_batches, config.validation_batches)
-    return TrainingData(
-        batches,
-        validation,
-        len(train_groups),
-        len(train_ids),
-        len(validation_ids),
-        dev_babies=len(dev_groups),
-        dev_recordings=sum(len(group) for group in dev_groups),
-        augmentation=settings if isinstance(batches, AugmentedBatches) else None,
-    )
-
-
-def _training_batches(
-    groups: list[list[Recording]], sampler: PKSampler, config: TrainConfig,
-    settings: AugmentSettings, device: torch.device | None,
-) -> CropBatches:  # fmt: skip
-    """Crop batches, augmented when ``settings`` enable an augmentation."""
-    crops = (config.crop_min_seconds, config.crop_max_seconds)
-    if not settings.enabled:
-        if config.augment != "none":
-            logger.warning("augment: the block enables no augmentation; training without")
-        return CropBatches(groups, sampler, *crops)
-    return AugmentedBatches(groups, sampler, *crops, settings, device or torch.device("cpu"))
-
-
-def _one_group_each(items: list[Recording]) -> list[list[Recording]]:
-    return [[recording] for recording in items]
 
 
 def build_model(

@@ -9,8 +9,8 @@ import torch
 
 from cryprint.data.batches import CropBatches
 from cryprint.data.corpus import Recording
-from cryprint.embedding import embed_waveforms
 from cryprint.errors import DataError
+from cryprint.models.embed import embed_waveforms
 from cryprint.scoring import compute_eer, cosine_matrix
 
 

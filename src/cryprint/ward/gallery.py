@@ -1,0 +1,407 @@
+"""A gallery of enrolled babies: which of them, if any, is crying? (open-set identification)
+
+The CryCeleb use case: a ward with many newborns. Each baby is enrolled with one or more
+recordings (birth cries, ``B``); a later cry (``D``) is ranked against every baby and the best is
+accepted only when its score reaches the threshold — otherwise "none of these babies".
+
+A gallery is one SQLite file (WAL journal), with three tables:
+
+- ``meta(key, value)``: the format, the model identity (:func:`cryprint.models.folder.
+  model_identity`), the embedding dimension, the model's source, how recordings were embedded
+  (``scoring_key``: :attr:`cryprint.CryPrint.scoring_key`, and in words ``embedding``), the
+  cryprint version and the creation time. A gallery holds one model's embeddings, made one way:
+  opening it for another model, or to embed cries otherwise (int8, other TTA views or trimming),
+  fails; fp32 and bf16 arithmetic are interchangeable. Galleries made before ``scoring_key``
+  existed are checked by model only.
+- ``babies(baby_id, created)``.
+- ``enrolments(id, baby_id, source, audio_key, vector, created)``: one row per enrolled
+  recording, its embedding as float32 bytes. An audio content (``audio_key``) is enrolled at most
+  once: again for the same baby it is skipped, for another baby it is refused.
+
+Every change (an enrolment of N recordings, a removal) is one transaction: a process killed in
+the middle (SIGKILL, power loss) leaves the gallery as it was. A new gallery is built as a
+temporary sibling file and linked into place, so a file at the gallery's path is always a whole
+gallery, and anything else (not SQLite, or SQLite without cryprint's tables) is refused unchanged.
+
+Example:
+    >>> with Gallery.create_or_open("ward.db", model_id, 192) as gallery:  # doctest: +SKIP
+    ...     gallery.enrol("0133", birth_embeddings, ["0133/B"])
+    ...     gallery.identify(cry_embedding, threshold=0.45).best
+    Candidate(baby_id='0133', score=0.81, n_enrolments=1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from cryprint import __version__
+from cryprint.errors import FIELD, ConfigError, DataError, ModelError, OutputError
+from cryprint.scoring import cosine_matrix
+from cryprint.scoring.ranking import Identification, baby_centroids, rank_candidates
+from cryprint.ward.gallery_file import (
+    GALLERY_FORMAT,
+    check_gallery_file,
+    connect,
+    create,
+    read_meta,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from cryprint.inference.api import CryPrint
+
+MAX_BABY_ID_LENGTH = 64
+
+
+class BabyRecord(NamedTuple):
+    """One enrolled baby: its id, how many recordings are enrolled, when it was first enrolled
+    (ISO 8601, UTC)."""
+
+    baby_id: str
+    n_enrolments: int
+    created: str
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What one enrolment changed: ``added`` recordings of ``baby_id`` (``skipped``: sources
+    whose audio was already enrolled for this baby); ``n_enrolments``: the baby's total now."""
+
+    baby_id: str
+    added: int
+    skipped: tuple[str, ...]
+    n_enrolments: int
+
+
+def check_baby_id(baby_id: str) -> str:
+    """``baby_id`` if it is a valid baby id: 1 to 64 printable characters, no surrounding
+    spaces (a ward label such as ``cot-12`` or ``0133``).
+
+    Raises:
+        ConfigError: naming what is wrong.
+    """
+    if not isinstance(baby_id, str) or not baby_id:
+        raise ConfigError("a baby id must be a non-empty string")
+    if len(baby_id) > MAX_BABY_ID_LENGTH:
+        raise ConfigError(
+            f"baby id {baby_id[:20]!r}... is {len(baby_id)} characters; at most "
+            f"{MAX_BABY_ID_LENGTH} allowed"
+        )
+    if not baby_id.isprintable() or baby_id != baby_id.strip():
+        raise ConfigError(
+            f"baby id {baby_id!r} holds control characters or surrounding spaces; use "
+            "printable characters only"
+        )
+    return baby_id
+
+
+def vector_key(vector: ArrayLike) -> str:
+    """An ``audio_key`` for an enrolment given only as an embedding (no audio): SHA-256 of its
+    float32 bytes, so enrolling the same embedding twice is recognised."""
+    data = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    return "vector:" + hashlib.sha256(data).hexdigest()
+
+
+class Gallery:
+    """An open gallery file. Use :meth:`open` or :meth:`create_or_open`, as a context manager.
+
+    Attributes:
+        path: the SQLite file. model_id: the identity of the model whose embeddings it holds.
+        dim: their dimension. meta: everything in the meta table.
+    """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, meta: dict[str, str]) -> None:
+        self.path = path
+        self._connection = connection
+        self.meta = meta
+        self.model_id = meta["model_id"]
+        self.dim = int(meta["dim"])
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        model_id: str | None = None,
+        dim: int | None = None,
+        scoring_key: str | None = None,
+        embedding: str = "",
+    ) -> Gallery:
+        """Open an existing gallery; with ``model_id`` (and ``dim``, ``scoring_key``), check
+        it holds that model's embeddings, made that way (``embedding``: the same in words).
+
+        Raises:
+            DataError: no such file, or not a cryprint gallery (the file is left unchanged).
+            ModelError: the gallery was made with another model.
+        """
+        path = Path(path)
+        check_gallery_file(path)
+        try:
+            connection = connect(path)
+        except sqlite3.Error as error:
+            raise DataError(f"{path}: cannot open the gallery ({error})") from error
+        try:
+            gallery = cls(path, connection, read_meta(connection, path))
+            if model_id is not None:
+                gallery.check_model(model_id, dim, scoring_key, embedding)
+        except BaseException:
+            connection.close()
+            raise
+        return gallery
+
+    @classmethod
+    def create_or_open(
+        cls,
+        path: Path | str,
+        model_id: str,
+        dim: int,
+        model_source: str = "",
+        scoring_key: str | None = None,
+        embedding: str = "",
+    ) -> Gallery:
+        """Open the gallery at ``path`` for model ``model_id`` (embeddings float32 [dim], made
+        as ``scoring_key`` says), creating an empty one when there is no file there.
+
+        Raises:
+            DataError: a file there that is not a gallery. ModelError: another model's gallery.
+            OutputError: the gallery cannot be created.
+        """
+        path = Path(path)
+        if not path.exists() and not path.is_symlink():
+            meta = {
+                "format": GALLERY_FORMAT,
+                "model_id": model_id,
+                "dim": str(int(dim)),
+                "model_source": model_source,
+                **({"scoring_key": scoring_key, "embedding": embedding} if scoring_key else {}),
+                "cryprint_version": __version__,
+                "created": utc_now(),
+            }
+            create(path, meta)
+        return cls.open(path, model_id, dim, scoring_key, embedding)
+
+    def check_model(
+        self,
+        model_id: str,
+        dim: int | None = None,
+        scoring_key: str | None = None,
+        embedding: str = "",
+    ) -> None:
+        """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim]), and
+        ConfigError unless they were made as ``scoring_key`` says (when both it and the gallery
+        record one)."""
+        if model_id != self.model_id or (dim is not None and int(dim) != self.dim):
+            made_with = self.meta.get("model_source") or "another model"
+            raise ModelError(
+                f"{self.path} holds embeddings of {made_with} (model {self.model_id[:12]}, "
+                f"{self.dim}-d), not of this model ({model_id[:12]}): embeddings of two models "
+                "cannot be compared — use that model, or enrol the babies again into a new "
+                "gallery"
+            )
+        stored = self.meta.get("scoring_key")
+        if scoring_key is not None and stored is not None and stored != scoring_key:
+            raise ConfigError(
+                f"{self.path} was enrolled with embeddings made as "
+                f"{self.meta.get('embedding') or stored}; these cries would be embedded as "
+                f"{embedding or scoring_key}, and the two do not compare exactly — use the "
+                "enrolment's {backend}, {precision}, {tta} and {trim}, or enrol the babies "
+                "again into a new gallery",
+                fields=dict.fromkeys(("backend", "precision", "tta", "trim"), FIELD),
+            )
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole when the block ends, rolled back on any
+        error. IMMEDIATE takes the write lock up front, so two writers queue instead of
+        deadlocking when both try to upgrade a read lock."""
+        connection = self._connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise OutputError(
+                f"{self.path}: another process is writing the gallery ({error}); try again"
+            ) from error
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException as error:
+            connection.rollback()
+            if isinstance(error, sqlite3.Error):
+                raise OutputError(f"{self.path}: cannot write the gallery ({error})") from error
+            raise
+
+    def enrol(
+        self,
+        baby_id: str,
+        vectors: ArrayLike,
+        sources: Sequence[str],
+        audio_keys: Sequence[str] | None = None,
+    ) -> Enrolment:
+        """Enrol recordings of one baby, all or none (one transaction).
+
+        Args:
+            baby_id: see :func:`check_baby_id`; the baby is added when new.
+            vectors: float [n, dim] embeddings of the recordings.
+            sources: [n] what each recording is (its path), kept for ``gallery list``.
+            audio_keys: [n] each recording's audio identity
+                (:func:`~cryprint.inference.store.audio_key`); default: the embedding's own
+                bytes (:func:`vector_key`).
+
+        Raises:
+            ConfigError: invalid baby id. DataError: wrong shapes, non-finite or zero vectors,
+                or a recording already enrolled for another baby (nothing is written then).
+        """
+        baby_id = check_baby_id(baby_id)
+        matrix = self._check_vectors(vectors, "enrolment")
+        keys = [vector_key(v) for v in matrix] if audio_keys is None else list(audio_keys)
+        if not (len(matrix) == len(sources) == len(keys)):
+            raise DataError(f"{len(matrix)} embeddings, {len(sources)} sources, {len(keys)} keys")
+        now, skipped, added = utc_now(), [], 0
+        with self._transaction() as connection:
+            connection.execute("INSERT OR IGNORE INTO babies VALUES (?, ?)", (baby_id, now))
+            for vector, source, key in zip(matrix, sources, keys, strict=True):
+                owner = connection.execute(
+                    "SELECT baby_id FROM enrolments WHERE audio_key = ?", (key,)
+                ).fetchone()
+                if owner is not None and owner[0] != baby_id:
+                    raise DataError(
+                        f"{source} is already enrolled for baby {owner[0]!r}: one recording "
+                        f"cannot be two babies; nothing was enrolled for {baby_id!r}"
+                    )
+                if owner is not None:
+                    skipped.append(str(source))
+                    continue
+                connection.execute(
+                    "INSERT INTO enrolments (baby_id, source, audio_key, vector, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (baby_id, str(source), key, vector.tobytes(), now),
+                )
+                added += 1
+            (total,) = connection.execute(
+                "SELECT COUNT(*) FROM enrolments WHERE baby_id = ?", (baby_id,)
+            ).fetchone()
+        return Enrolment(baby_id, added, tuple(skipped), int(total))
+
+    def remove(self, baby_id: str) -> int:
+        """Remove a baby and all its enrolments (one transaction); return how many enrolments
+        were removed.
+
+        Raises:
+            DataError: no such baby in the gallery.
+        """
+        with self._transaction() as connection:
+            removed = connection.execute(
+                "DELETE FROM enrolments WHERE baby_id = ?", (baby_id,)
+            ).rowcount
+            if connection.execute("DELETE FROM babies WHERE baby_id = ?", (baby_id,)).rowcount:
+                return removed
+        raise DataError(f"no baby {baby_id!r} in {self.path} (see `cryprint gallery list`)")
+
+    def babies(self) -> list[BabyRecord]:
+        """Every enrolled baby with its number of enrolments, sorted by baby id."""
+        rows = self._connection.execute(
+            "SELECT b.baby_id, COUNT(e.id), b.created FROM babies b "
+            "LEFT JOIN enrolments e ON e.baby_id = b.baby_id "
+            "GROUP BY b.baby_id ORDER BY b.baby_id"
+        ).fetchall()
+        return [BabyRecord(str(baby), int(count), str(created)) for baby, count, created in rows]
+
+    def enrolments(self) -> tuple[list[str], np.ndarray]:
+        """Every enrolment's baby id and embedding: float32 [n, dim], validated on read.
+
+        Raises:
+            DataError: a stored vector of the wrong size, non-finite or zero (the row named).
+        """
+        rows = self._connection.execute(
+            "SELECT id, baby_id, vector FROM enrolments ORDER BY baby_id, id"
+        ).fetchall()
+        matrix = np.zeros((len(rows), self.dim), dtype=np.float32)
+        for index, (row_id, baby_id, blob) in enumerate(rows):
+            matrix[index] = self._read_vector(row_id, baby_id, blob)
+        return [str(row[1]) for row in rows], matrix
+
+    def _read_vector(self, row_id: int, baby_id: str, blob: object) -> np.ndarray:
+        damaged = (
+            f"{self.path}: enrolment {row_id} of baby {baby_id!r} is damaged"
+            " ({}); remove the baby and enrol it again"
+        )
+        if not isinstance(blob, bytes) or len(blob) != 4 * self.dim:
+            size = len(blob) if isinstance(blob, bytes) else type(blob).__name__
+            raise DataError(damaged.format(f"{size} bytes, expected {4 * self.dim}"))
+        vector = np.frombuffer(blob, dtype=np.float32)
+        if not np.isfinite(vector).all() or not vector.any():
+            raise DataError(damaged.format("non-finite or all-zero values"))
+        return vector
+
+    def _check_vectors(self, vectors: ArrayLike, what: str) -> np.ndarray:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self.dim or len(matrix) == 0:
+            raise DataError(
+                f"{what} embeddings must be float [n >= 1, {self.dim}], got shape {matrix.shape}"
+            )
+        if not np.isfinite(matrix).all() or not np.abs(matrix).sum(axis=1).all():
+            raise DataError(f"{what} embeddings hold NaN, infinite or all-zero rows")
+        return matrix
+
+    def identify(
+        self,
+        vector: ArrayLike,
+        threshold: float,
+        top: int = 5,
+        threshold_source: str = "given",
+    ) -> Identification:
+        """Rank the enrolled babies for one cry's embedding (float [dim]).
+
+        Each baby scores the cosine of the cry with its centroid (:func:`baby_centroids`); the
+        best is accepted when its score is >= ``threshold``, else ``none_of_these``. The
+        threshold is a one-to-one verification operating point: among N babies the chance that
+        some wrong baby passes it grows with N (``benchmarks/bench_identification.py``
+        measures this false-alarm rate).
+
+        Raises:
+            DataError: an empty gallery, a vector of the wrong shape, a damaged enrolment.
+            ConfigError: ``top`` < 1 or a non-finite threshold.
+        """
+        query = self._check_vectors(np.asarray(vector, dtype=np.float32)[None], "the cry's")
+        babies, centroids, counts = self.centroids()
+        scores = cosine_matrix(query, centroids)[0]
+        return rank_candidates(scores, babies, counts, threshold, threshold_source, top)
+
+    def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(baby ids, float64 [n_babies, dim] unit centroids, int [n_babies] enrolment counts).
+
+        Raises:
+            DataError: no baby enrolled, or a damaged enrolment.
+        """
+        baby_ids, vectors = self.enrolments()
+        if not baby_ids:
+            raise DataError(f"{self.path}: no baby is enrolled; `cryprint enroll` first")
+        return baby_centroids(baby_ids, vectors)
+
+
+def open_for(path: Path | str, embedder: CryPrint) -> Gallery:
+    """The gallery at ``path``, checked to hold embeddings made as ``embedder`` makes them."""
+    return Gallery.open(
+        path,
+        embedder.model_id,
+        embedder.embedding_dim,
+        embedder.scoring_key,
+        embedder.embedding_description,
+    )
