@@ -127,7 +127,7 @@ def test_cli_fuse_and_its_mistakes(
     assert "fused (2 models: weights" in capsys.readouterr().out
     sub.unlink()
     assert main(base) == 2
-    assert "add --fuse" in capsys.readouterr().err
+    assert "add --fuse or --fusion" in capsys.readouterr().err
     assert main([*base, "--fuse", "--as-norm"]) == 2
     with pytest.raises(SystemExit) as parse_error:  # one or the other
         main([*base, "--fuse", "--fusion", fusion])
@@ -175,7 +175,7 @@ def test_a_fusion_of_other_precision_is_refused(
     evaluate(two_models, small_corpus, "dev", tmp_path / "dev", fusion="dev")
     stored = tmp_path / "dev" / "fused" / "fusion.json"
     bf16 = EmbeddingOptions(precision="bf16")
-    with pytest.raises(ModelError, match="another --precision or --backend"):
+    with pytest.raises(ModelError, match="another precision or backend"):
         evaluate(two_models, small_corpus, "test", tmp_path / "x", fusion=stored, embedding=bf16)
 
 

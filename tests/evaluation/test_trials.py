@@ -20,7 +20,7 @@ def _dev_trials(corpus: Path, path: Path, label_words: bool = False) -> pd.DataF
     pairs = pd.read_csv(corpus / "dev_pairs.csv", dtype=str)
     rows = pd.DataFrame(
         {
-            "enrollment": [f"audio/dev/{baby}/B" for baby in pairs["baby_id_B"]],
+            "enrolment": [f"audio/dev/{baby}/B" for baby in pairs["baby_id_B"]],
             "test": [f"audio/dev/{baby}/D" for baby in pairs["baby_id_D"]],
             "label": pairs["label"].map({"1": "target", "0": "nontarget"})
             if label_words
@@ -41,7 +41,7 @@ def test_trials_of_the_dev_pairs_score_as_evaluate_does(
     scores = pd.read_csv(tmp_path / "scored" / "scores.csv")
     expected = pd.read_csv(tmp_path / "evaluated" / "scores.csv")
     np.testing.assert_allclose(scores["score"], expected["score"], rtol=0, atol=1e-6)
-    assert list(scores["enrollment"][:1]) == [f"audio/dev/{pairs['baby_id_B'][0]}/B"]
+    assert list(scores["enrolment"][:1]) == [f"audio/dev/{pairs['baby_id_B'][0]}/B"]
     assert report["eer"] == pytest.approx(reference["eer"])
     assert report["min_dcf"] == pytest.approx(reference["min_dcf"])
     assert report["n_recordings"] == reference["n_recordings"]
@@ -76,7 +76,7 @@ def test_trials_without_labels_give_scores_only(
 )
 def test_bad_rows_are_named_by_line(tmp_path: Path, row: str, message: str) -> None:
     trials = tmp_path / "trials.csv"
-    trials.write_text(f"enrollment,test,label\naudio/a.wav,audio/b.wav,1\n{row}\n")
+    trials.write_text(f"enrolment,test,label\naudio/a.wav,audio/b.wav,1\n{row}\n")
     with pytest.raises(DataError, match=rf"line 3: .*{message}"):
         read_trials(trials)
 
@@ -85,7 +85,7 @@ def test_cli_exit_codes(tmp_path: Path, model_folder: Path, capsys: pytest.Captu
     trials = tmp_path / "trials.csv"
     trials.write_text("enrol,test\na.wav,b.wav\n")
     assert main(["score", "--model", str(model_folder), "--trials", str(trials)]) == 3
-    assert "enrollment" in capsys.readouterr().err
-    trials.write_text("enrollment,test\nmissing.wav,b.wav\n")
+    assert "enrolment" in capsys.readouterr().err
+    trials.write_text("enrolment,test\nmissing.wav,b.wav\n")
     assert main(["score", "--model", str(model_folder), "--trials", str(trials)]) == 4
     assert not (tmp_path / "trials-scores").exists()

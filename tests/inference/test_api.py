@@ -9,6 +9,8 @@ import pytest
 import soundfile
 
 import cryprint
+from cryprint.data.activity import trim_to_cry
+from cryprint.data.inputs import read_recording
 from cryprint.errors import AudioError
 from cryprint.models import embed as embedding_module
 from cryprint.models.embed import embed_waveforms
@@ -18,12 +20,20 @@ def _dev_folder(corpus: Path, index: int, period: str = "B") -> Path:
     return sorted((corpus / "audio" / "dev").iterdir())[index] / period
 
 
-def test_the_readme_example_runs(small_corpus: Path, model_folder: Path, tmp_path: Path) -> None:
-    embedder = cryprint.CryPrint(model_folder, store=tmp_path / "store.sqlite")
+def test_verify_scores_and_decides_as_a_naive_computation(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    """The verdict's score is the cosine of the two recordings' embeddings, computed here
+    without the API (read, trim, run the model, dot product), and it decides at the threshold."""
+    model = make_model(0)
+    embedder = cryprint.CryPrint(model, store=tmp_path / "store.sqlite")
     a, b = _dev_folder(small_corpus, 0, "B"), _dev_folder(small_corpus, 0, "D")
-    verdict = embedder.verify(a, b, threshold=0.5)
-    assert verdict.score == pytest.approx(embedder.score(a, b))
-    assert verdict.same_baby == (verdict.score >= 0.5)
+    left, right = (embed_waveforms(model, [trim_to_cry(read_recording(x))])[0] for x in (a, b))
+    naive = float(np.dot(left, right) / (np.linalg.norm(left) * np.linalg.norm(right)))
+    for threshold in (naive - 1e-4, naive + 1e-4):
+        verdict = embedder.verify(a, b, threshold=threshold)
+        assert verdict.score == pytest.approx(naive, abs=1e-6)
+        assert verdict.same_baby == (threshold < naive)
 
 
 def test_embeddings_equal_the_model_run_alone(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cryprint.cli.common import flag_wording
 from cryprint.errors import ConfigError, ModelError
 from cryprint.inference.api import CryPrint, embedder_for
 from cryprint.inference.options import EmbeddingOptions, check_score_basis
@@ -53,9 +54,9 @@ def test_a_mismatch_names_both_ways_and_the_options_to_pass() -> None:
         check_score_basis(stored, given, "the threshold in X", "evaluate again")
     message = str(refused.value)
     assert "5 TTA views, trimmed" in message and "1 TTA view, untrimmed" in message
-    assert (
-        "--tta 5 without --no-trim" in message and "EmbeddingOptions(tta=5, trim=True)" in message
-    )
+    # The library names its fields; the CLI words the same error with its flags.
+    assert "(tta=5, trim=True)" in message
+    assert "(--tta 5, without --no-trim)" in refused.value.worded(flag_wording)
     check_score_basis(None, given, "an older file", "-")  # nothing recorded: nothing to check
     check_score_basis(stored, None, "unchecked", "-")
     with pytest.raises(ModelError, match="'embedding' must be"):

@@ -134,7 +134,7 @@ def test_threshold_comes_from_the_dev_evaluation(
     small_corpus: Path, model_folder: Path, tmp_path: Path
 ) -> None:
     a, b = _dev_folders(small_corpus)[:2]
-    with pytest.raises(ConfigError, match=r"cryprint evaluate .*--split dev.*--threshold"):
+    with pytest.raises(ConfigError, match=r"cryprint evaluate .*--split dev.*pass threshold"):
         verify(model_folder, a, b)
     [report] = evaluate([model_folder], small_corpus, "dev", tmp_path / "out")
     result = verify(model_folder, a, b)
@@ -331,7 +331,7 @@ def test_a_threshold_or_calibration_of_other_tta_or_trimming_is_refused(
     record = json.loads((model_folder / "evaluation.json").read_text())
     assert record["thresholds"]["eer"]["embedding"] == {"tta": 3, "trim": True}
     assert record["thresholds"]["far1"]["embedding"] == {"tta": 3, "trim": True}
-    with pytest.raises(ConfigError, match=r"3 TTA views, trimmed.*1 TTA view, trimmed.*--tta 3"):
+    with pytest.raises(ConfigError, match=r"3 TTA views, trimmed.*1 TTA view, trimmed.*tta=3"):
         verify(model_folder, a, b)
     assert verify(model_folder, a, b, embedding=tta3).threshold == report["threshold"]
     assert verify(model_folder, a, b, threshold=0.5).threshold_source == "given"

@@ -87,7 +87,7 @@ def _make_sandbox(root: Path, small_corpus: Path) -> dict[str, Path]:
     b_and_d = [path.relative_to(inputs) for path in sorted(corpus.glob("audio/dev/*/[BD]"))[:4]]
     rows = [f"{b},{d},{int(b.parent == d.parent)}\n" for b in b_and_d[::2] for d in b_and_d[1::2]]
     trials = inputs / "trials.csv"  # score's valid input: B vs D, labelled, beside its audio
-    trials.write_text("enrollment,test,label\n" + "".join(rows))
+    trials.write_text("enrolment,test,label\n" + "".join(rows))
     (inputs / "config.yaml").write_text("epochs: 1\nchannels: 8\nbatch_babies: 2\n")
     outputs = root / "outputs"
     outputs.mkdir()

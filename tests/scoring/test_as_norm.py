@@ -11,12 +11,12 @@ from cryprint.scoring.metrics import compute_eer
 from cryprint.scoring.normalization import as_norm_matrix, as_norm_pairs, cohort_statistics
 
 
-def random_embeddings(seed: int, n_enroll=5, n_test=7, n_cohort=12, dim=6):
+def random_embeddings(seed: int, n_enrolment=5, n_test=7, n_cohort=12, dim=6):
     rng = np.random.default_rng(seed)
     # Row norms far from 1 so that missing normalisation would show.
     return tuple(
         rng.normal(size=(n, dim)) * rng.uniform(0.2, 5.0, size=(n, 1))
-        for n in (n_enroll, n_test, n_cohort)
+        for n in (n_enrolment, n_test, n_cohort)
     )
 
 
@@ -30,10 +30,10 @@ def cosine(x, y):
     )
 
 
-def naive_as_norm(enroll, test, cohort, top_n):
+def naive_as_norm(enrolment, test, cohort, top_n):
     """One trial at a time, with plain Python: sort each side's cohort scores, keep the top."""
-    result = np.zeros((len(enroll), len(test)))
-    for i, e in enumerate(enroll):
+    result = np.zeros((len(enrolment), len(test)))
+    for i, e in enumerate(enrolment):
         for j, t in enumerate(test):
             score = cosine(e, t)
             top_e = sorted((cosine(e, c) for c in cohort), reverse=True)[:top_n]
@@ -46,31 +46,33 @@ def naive_as_norm(enroll, test, cohort, top_n):
 
 @pytest.mark.parametrize(("seed", "top_n"), [(0, 2), (1, 5), (2, 12)])
 def test_matrix_matches_naive_loop(seed, top_n):
-    enroll, test, cohort = random_embeddings(seed)
-    expected = naive_as_norm(enroll.tolist(), test.tolist(), cohort.tolist(), top_n)
-    np.testing.assert_allclose(as_norm_matrix(enroll, test, cohort, top_n), expected, atol=1e-10)
+    enrolment, test, cohort = random_embeddings(seed)
+    expected = naive_as_norm(enrolment.tolist(), test.tolist(), cohort.tolist(), top_n)
+    np.testing.assert_allclose(as_norm_matrix(enrolment, test, cohort, top_n), expected, atol=1e-10)
 
 
 def test_pairs_match_matrix_entries():
-    enroll, test, cohort = random_embeddings(3)
+    enrolment, test, cohort = random_embeddings(3)
     pairs = np.array([[0, 0], [4, 6], [2, 3], [2, 3], [1, 5]])
-    matrix = as_norm_matrix(enroll, test, cohort, top_n=4)
+    matrix = as_norm_matrix(enrolment, test, cohort, top_n=4)
     np.testing.assert_allclose(
-        as_norm_pairs(enroll, test, cohort, pairs, top_n=4),
+        as_norm_pairs(enrolment, test, cohort, pairs, top_n=4),
         matrix[pairs[:, 0], pairs[:, 1]],
         atol=1e-12,
     )
 
 
 def test_symmetric_and_scale_invariant():
-    enroll, test, cohort = random_embeddings(4)
-    matrix = as_norm_matrix(enroll, test, cohort, top_n=3)
+    enrolment, test, cohort = random_embeddings(4)
+    matrix = as_norm_matrix(enrolment, test, cohort, top_n=3)
     # Symmetric: the roles of enrolment and test are interchangeable.
-    np.testing.assert_allclose(as_norm_matrix(test, enroll, cohort, top_n=3), matrix.T, atol=1e-12)
+    np.testing.assert_allclose(
+        as_norm_matrix(test, enrolment, cohort, top_n=3), matrix.T, atol=1e-12
+    )
     # Cosine scores ignore each embedding's length.
     rng = np.random.default_rng(4)
     rescaled = as_norm_matrix(
-        enroll * rng.uniform(0.1, 10, size=(enroll.shape[0], 1)),
+        enrolment * rng.uniform(0.1, 10, size=(enrolment.shape[0], 1)),
         test * 3.0,
         cohort * rng.uniform(0.1, 10, size=(cohort.shape[0], 1)),
         top_n=3,
@@ -108,21 +110,21 @@ def synthetic_world(seed: int, offset_scale: float, n_trial_babies=30, n_cohort_
     embeddings = centroids[baby_id] + weight[baby_id, None] * shared + noise
     in_trials = baby_id < n_trial_babies
     trial_embeddings, trial_ids = embeddings[in_trials], baby_id[in_trials]
-    enroll_mask = np.arange(trial_ids.shape[0]) % per_baby == 0
+    enrolment_mask = np.arange(trial_ids.shape[0]) % per_baby == 0
     return (
-        trial_embeddings[enroll_mask],
-        trial_ids[enroll_mask],
-        trial_embeddings[~enroll_mask],
-        trial_ids[~enroll_mask],
+        trial_embeddings[enrolment_mask],
+        trial_ids[enrolment_mask],
+        trial_embeddings[~enrolment_mask],
+        trial_ids[~enrolment_mask],
         embeddings[~in_trials],
     )
 
 
 def raw_and_normalised_eer(seed: int, offset_scale: float) -> tuple[float, float]:
-    enroll, enroll_ids, test, test_ids, cohort = synthetic_world(seed, offset_scale)
-    labels = (enroll_ids[:, None] == test_ids[None, :]).astype(int).ravel()
-    raw = (unit_rows(enroll) @ unit_rows(test).T).ravel()
-    normalised = as_norm_matrix(enroll, test, cohort, top_n=20).ravel()
+    enrolment, enrolment_ids, test, test_ids, cohort = synthetic_world(seed, offset_scale)
+    labels = (enrolment_ids[:, None] == test_ids[None, :]).astype(int).ravel()
+    raw = (unit_rows(enrolment) @ unit_rows(test).T).ravel()
+    normalised = as_norm_matrix(enrolment, test, cohort, top_n=20).ravel()
     return compute_eer(raw, labels).eer, compute_eer(normalised, labels).eer
 
 
@@ -144,53 +146,53 @@ def test_as_norm_costs_little_without_offsets(seed):
 
 
 def test_top_n_outside_range_is_an_error():
-    enroll, test, cohort = random_embeddings(5, n_cohort=4)
+    enrolment, test, cohort = random_embeddings(5, n_cohort=4)
     with pytest.raises(DataError, match="cohort size 4"):
-        as_norm_matrix(enroll, test, cohort, top_n=5)
+        as_norm_matrix(enrolment, test, cohort, top_n=5)
     with pytest.raises(DataError, match="between 2"):
-        as_norm_matrix(enroll, test, cohort, top_n=1)
+        as_norm_matrix(enrolment, test, cohort, top_n=1)
     with pytest.raises(DataError, match="integer"):
-        as_norm_matrix(enroll, test, cohort, top_n=2.5)
+        as_norm_matrix(enrolment, test, cohort, top_n=2.5)
 
 
 def test_dimension_mismatch_is_an_error():
-    enroll, test, cohort = random_embeddings(6)
+    enrolment, test, cohort = random_embeddings(6)
     with pytest.raises(DataError, match="dimensions differ"):
-        as_norm_matrix(enroll, test[:, :-1], cohort, top_n=3)
+        as_norm_matrix(enrolment, test[:, :-1], cohort, top_n=3)
     with pytest.raises(DataError, match="dimensions differ"):
-        as_norm_pairs(enroll, test, cohort[:, :-1], [[0, 0]], top_n=3)
+        as_norm_pairs(enrolment, test, cohort[:, :-1], [[0, 0]], top_n=3)
     with pytest.raises(DataError, match="2-D"):
-        as_norm_matrix(enroll[0], test, cohort, top_n=3)
+        as_norm_matrix(enrolment[0], test, cohort, top_n=3)
 
 
 def test_bad_embeddings_are_errors():
-    enroll, test, cohort = random_embeddings(7)
-    zero = enroll.copy()
+    enrolment, test, cohort = random_embeddings(7)
+    zero = enrolment.copy()
     zero[1] = 0.0
     with pytest.raises(DataError, match="all zeros"):
         as_norm_matrix(zero, test, cohort, top_n=3)
     nan = test.copy()
     nan[0, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        as_norm_matrix(enroll, nan, cohort, top_n=3)
+        as_norm_matrix(enrolment, nan, cohort, top_n=3)
     with pytest.raises(DataError, match="empty"):
-        as_norm_matrix(enroll, test, cohort[:0], top_n=3)
+        as_norm_matrix(enrolment, test, cohort[:0], top_n=3)
     # A cohort of copies has no spread to divide by.
     with pytest.raises(DataError, match="std 0"):
-        as_norm_matrix(enroll, test, np.repeat(cohort[:1], 5, axis=0), top_n=3)
+        as_norm_matrix(enrolment, test, np.repeat(cohort[:1], 5, axis=0), top_n=3)
 
 
 @pytest.mark.parametrize(
     ("pairs", "message"),
     [
         ([[0, 7]], "test indices outside"),
-        ([[-1, 0]], "enroll indices outside"),
+        ([[-1, 0]], "enrolment indices outside"),
         ([[0, 1, 2]], "shape"),
         (np.zeros((0, 2), dtype=int), "empty"),
         ([[0.0, 1.0]], "integer"),
     ],
 )
 def test_bad_pairs_are_errors(pairs, message):
-    enroll, test, cohort = random_embeddings(8)
+    enrolment, test, cohort = random_embeddings(8)
     with pytest.raises(DataError, match=message):
-        as_norm_pairs(enroll, test, cohort, pairs, top_n=3)
+        as_norm_pairs(enrolment, test, cohort, pairs, top_n=3)

@@ -84,7 +84,7 @@ def test_run_folder_holds_what_reproduces_the_run(
     assert (trained_epochs["crops_per_second"] > 0).all()
     best = load_model(result.best)
     assert best.model.config.channels == (16, 16, 16, 16, 48)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="pass resume=True to continue it"):
         train(_config(small_corpus, run, epochs=2), quiet=True, corpus=corpus)
 
 

@@ -19,7 +19,6 @@ FIELD_FLAGS = {
     "point": "--operating-point",
     "as_norm_top_n": "--cohort-top-n",
     "export_format": "--format",
-    "fusion": "--fuse",
 }
 
 
@@ -30,8 +29,10 @@ def flag_wording(name: str, value: object) -> str:
         if value is FIELD:
             return "trimming (--no-trim)"
         return "without --no-trim" if value else "--no-trim"
+    if name == "fusion":  # fit one now, or apply a file
+        return "--fuse or --fusion FUSION_JSON" if value is FIELD else "--fuse"
     flag = FIELD_FLAGS.get(name, "--" + name.replace("_", "-"))
-    if value is FIELD or value is True or name == "fusion":
+    if value is FIELD or value is True:
         return flag
     return f"{flag} {value}"
 

@@ -223,8 +223,8 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
 
     score = subparsers.add_parser(
         "score",
-        help="score any list of trials (a CSV of enrollment,test[,label] audio paths)",
-        description="Score every trial of a trials CSV (columns enrollment,test and optionally "
+        help="score any list of trials (a CSV of enrolment,test[,label] audio paths)",
+        description="Score every trial of a trials CSV (columns enrolment,test and optionally "
         "label: 1/0 or target/nontarget). Paths are audio files or folders of segments, relative "
         "to the CSV's folder. With labels: EER, minDCF, AUC and plots, as evaluate reports them.",
     )

@@ -98,7 +98,7 @@ class Corpus:
         return self.metadata[self.metadata["split"] == split]
 
 
-def recording_files(rows: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+def recording_segments(rows: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     """``(baby_id, period, file names in chronological order)`` of each recording among metadata
     ``rows``, sorted by baby then period — what :func:`recordings` joins, without reading audio."""
     result = []
@@ -112,7 +112,7 @@ def recordings(corpus: Corpus, split: str) -> list[Recording]:
     """One :class:`Recording` per (baby_id, period) of ``split``, sorted by baby then period."""
     return [
         Recording(baby_id, period, split, tuple(corpus.segment(name) for name in names))
-        for baby_id, period, names in recording_files(corpus.rows(split))
+        for baby_id, period, names in recording_segments(corpus.rows(split))
     ]
 
 

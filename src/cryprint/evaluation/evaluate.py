@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryprint import __version__
 from cryprint.data.layout import read_pairs
 from cryprint.errors import ConfigError, DataError, ModelError, OutputError
 from cryprint.evaluation.fused import (
@@ -41,11 +40,9 @@ from cryprint.evaluation.fused import (
 )
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.evaluation.report import (
-    C_FA,
-    C_MISS,
-    EER_DEFINITION,
     REPORT_NAME,
     metrics_or_none,
+    new_report,
     to_json,
     write_figures,
     write_scores,
@@ -182,7 +179,7 @@ def evaluate(
             dev_scores = stack_scores(columns) if split == "dev" else None
             stored = stored or fit_on_dev(embedders, root, progress, dev_scores)
             fused = write_fused_evaluation(
-                stored, names, columns, (root, split, pairs), folders[-1], p_targets
+                stored, embedders, names, columns, (root, split, pairs), folders[-1], p_targets
             )
             reports.append(fused)
     return reports
@@ -219,15 +216,23 @@ def _evaluate_one(
             embedder, root, split, pairs, staging, as_norm_top_n, progress
         )
         labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
-        report = _report(embedder.loaded, name, root, split, pairs, labels, embeddings, asnorm)
-        report["tta"], report["trim"] = embedder.tta, embedder.trim
-        report["embedded_with"] = embedder.embedding_description  # backend, arithmetic, views
-        report["warning"] = _dev_warning(embedder.loaded, split)
+        loaded = embedder.loaded
+        identity = {
+            "model": name,
+            "model_source": loaded.source,
+            "model_kind": loaded.kind,
+            "model_id": embeddings.model_id,
+        }
+        report = new_report(
+            identity, split, {"data": str(root.resolve())}, len(pairs), labels,
+            len(embeddings.keys), embedded=embedder.embedded_as, asnorm=asnorm,
+            p_targets=p_targets,
+        )  # fmt: skip
+        report["warning"] = _dev_warning(loaded, split)
         report["title"], report["dev_threshold"] = _model_title_and_threshold(embedder, split)
         report.update(metrics_or_none(scores["score"], labels, p_targets))
         if asnorm is not None:
             asnorm.update(metrics_or_none(scores["score_asnorm"], labels, p_targets))
-        report["dcf_parameters"]["p_targets"] = list(p_targets)
         report["files"]["scores"] = write_scores(staging / "scores.csv", pairs, scores, labels).name
         if labels is not None:
             report["files"].update(write_figures(staging, report, scores, labels))
@@ -273,30 +278,6 @@ def _score(
         "top_n_requested": as_norm_top_n,
     }
     return scores, embeddings, asnorm
-
-
-def _report(
-    loaded: LoadedModel, name: str, root: Path, split: str, pairs: pd.DataFrame,
-    labels: np.ndarray | None, embeddings: RecordingEmbeddings, asnorm: dict[str, Any] | None,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "model": name,
-        "model_source": loaded.source,
-        "model_kind": loaded.kind,
-        "model_id": embeddings.model_id,
-        "split": split,
-        "data": str(root.resolve()),
-        "n_pairs": len(pairs),
-        "n_target": None if labels is None else int(labels.sum()),
-        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
-        "n_recordings": len(embeddings.keys),
-        "score": "cosine",
-        "eer_definition": EER_DEFINITION,
-        "dcf_parameters": {"p_targets": [], "c_miss": C_MISS, "c_fa": C_FA, "normalised": True},
-        "asnorm": asnorm,
-        "files": {},
-        "cryprint_version": __version__,
-    }
 
 
 def _model_title_and_threshold(embedder: CryPrint, split: str) -> tuple[str, float | None]:

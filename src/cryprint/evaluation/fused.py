@@ -20,16 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cryprint import __version__
 from cryprint.data.layout import read_pairs
 from cryprint.errors import FIELD, ConfigError, DataError, ModelError
 from cryprint.evaluation.pairs import score_pairs
 from cryprint.evaluation.report import (
-    C_FA,
-    C_MISS,
-    EER_DEFINITION,
     REPORT_NAME,
     metrics_or_none,
+    new_report,
     to_json,
     write_figures,
     write_scores,
@@ -217,8 +214,9 @@ def resolve_fusion(
 
 
 def write_fused_evaluation(
-    stored: StoredFusion, names: list[str], columns: list[np.ndarray],
-    trials: tuple[Path, str, pd.DataFrame], folder: Path, p_targets: Sequence[float],
+    stored: StoredFusion, embedders: Sequence[CryPrint], names: list[str],
+    columns: list[np.ndarray], trials: tuple[Path, str, pd.DataFrame], folder: Path,
+    p_targets: Sequence[float],
 ) -> dict[str, Any]:  # fmt: skip
     """The fused scores' output folder: report.json, scores.csv (each model's cosine score
     and the fused score), fusion.json and the figures, swapped in as a whole. ``trials``:
@@ -227,31 +225,27 @@ def write_fused_evaluation(
     started = time.perf_counter()
     fused = stored.fusion.apply(stack_scores(columns))
     labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
-    report: dict[str, Any] = {
+    identity = {
         "model": f"fused({' + '.join(names)})",
         "models": names,
         "model_ids": list(stored.model_ids),
-        "split": split,
-        "n_pairs": len(pairs),
-        "n_target": None if labels is None else int(labels.sum()),
-        "score": "logistic fusion of the models' cosine scores (log-odds at the dev prior)",
-        "fusion": stored.to_dict(),
-        "eer_definition": EER_DEFINITION,
-        "dcf_parameters": {
-            "p_targets": list(p_targets), "c_miss": C_MISS, "c_fa": C_FA, "normalised": True
-        },
-        "asnorm": None,
-        "warning": (
+    }
+    recordings = set(pairs["baby_id_B"] + "B") | set(pairs["baby_id_D"] + "D")
+    descriptions = dict.fromkeys(embedder.embedding_description for embedder in embedders)
+    embedded = {**embedders[0].embedded_as, "embedded_with": " + ".join(descriptions)}
+    report = new_report(
+        identity, split, {"data": str(root.resolve())}, len(pairs), labels, len(recordings),
+        score="logistic fusion of the models' cosine scores (log-odds at the dev prior)",
+        embedded=embedded, p_targets=p_targets,
+    )  # fmt: skip
+    report["fusion"] = stored.to_dict()
+    fitted_on = (stored.fitted_on.get("split"), stored.fitted_on.get("data"))
+    if split == "dev" and fitted_on == ("dev", str(root.resolve())):
+        report["warning"] = (
             "the fusion was fitted on these dev pairs: its dev metrics are optimistic, test "
             "is the fair measure"
-            if split == stored.fitted_on.get("split") == "dev"
-            and stored.fitted_on.get("data") == str(root.resolve())
-            else None
-        ),
-        "files": {},
-        "cryprint_version": __version__,
-        **metrics_or_none(fused, labels, p_targets),
-    }  # fmt: skip
+        )
+    report.update(metrics_or_none(fused, labels, p_targets))
     scores = {f"score_{name}": column for name, column in zip(names, columns, strict=True)}
     with staging_folder(folder) as staging:
         report["files"]["fusion"] = save_fusion(staging / FUSION_NAME, stored).name

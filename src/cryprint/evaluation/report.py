@@ -1,16 +1,18 @@
 """What every evaluation writes: the metrics of labelled trials, ``scores.csv``, the figures,
-``report.json`` and the side-by-side table (for ``evaluate``, ``score`` and fused scores)."""
+``report.json`` (one builder, :func:`new_report`, for ``evaluate``, ``score`` and fused scores)
+and the side-by-side table."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
+from cryprint import __version__
 from cryprint.evaluation.plots import DetCurve, det_curve_png, score_histogram_png
 from cryprint.io import atomic_write
 from cryprint.scoring import compute_auc, compute_eer, compute_min_dcf
@@ -23,6 +25,58 @@ EER_DEFINITION = (
     "interpolated crossing of the FRR and FAR curves; threshold = the closest operating "
     "point, accept when score >= threshold"
 )
+
+
+def new_report(
+    identity: Mapping[str, Any],
+    split: str,
+    source: Mapping[str, str],
+    n_pairs: int,
+    labels: np.ndarray | None,
+    n_recordings: int,
+    *,
+    score: str = "cosine",
+    embedded: Mapping[str, Any] | None = None,
+    asnorm: dict[str, Any] | None = None,
+    p_targets: Sequence[float] = (0.05, 0.01),
+) -> dict[str, Any]:
+    """A ``report.json`` before its metrics and files: the same keys, in the same order, for
+    every kind of evaluation.
+
+    Args:
+        identity: what was scored: ``model`` (a short name) and its source and ids
+            (``model_source``, ``model_id``, ...; for a fusion ``models`` and ``model_ids``).
+        split: the split (or the trials file's name). source: ``{"data": DIR}`` or
+            ``{"trials": CSV}``.
+        n_pairs: trials scored. labels: 0/1 [n_pairs], or None when unlabelled.
+        n_recordings: the recordings embedded for them.
+        score: what the score is (``cosine``, a fusion...). embedded: how the recordings were
+            embedded: ``tta``, ``trim`` and ``embedded_with`` (in words).
+        asnorm: the AS-norm settings (its metrics are added later), or None.
+        p_targets: the minDCF priors.
+    """
+    return {
+        **identity,
+        "split": split,
+        **source,
+        "n_pairs": n_pairs,
+        "n_target": None if labels is None else int(labels.sum()),
+        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
+        "n_recordings": n_recordings,
+        "score": score,
+        "eer_definition": EER_DEFINITION,
+        "dcf_parameters": {
+            "p_targets": list(p_targets),
+            "c_miss": C_MISS,
+            "c_fa": C_FA,
+            "normalised": True,
+        },
+        "asnorm": asnorm,
+        **dict(embedded or {}),
+        "warning": None,
+        "files": {},
+        "cryprint_version": __version__,
+    }
 
 
 def trial_metrics(

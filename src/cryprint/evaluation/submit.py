@@ -70,7 +70,7 @@ def submit(
             function it calls.
     """
     if fusion is None and len(models) > 1:
-        raise ConfigError("several models are fused: give {fusion}", fields={"fusion": FIT_ON_DEV})
+        raise ConfigError("several models are fused: add {fusion}", fields={"fusion": FIELD})
     if fusion is not None and as_norm_top_n is not None:
         raise ConfigError(
             "fusion combines raw cosine scores: it cannot be used with {as_norm}",

@@ -2,11 +2,11 @@
 
 A trials file (WeSpeaker's idea, as CSV) lists one trial per row::
 
-    enrollment,test,label
+    enrolment,test,label
     ward3/baby07/birth.wav,ward3/baby07/discharge/,1
     ward3/baby07/birth.wav,ward3/baby12/discharge/,0
 
-``enrollment`` and ``test`` are audio files or folders of segments (see
+``enrolment`` and ``test`` are audio files or folders of segments (see
 :mod:`cryprint.data.inputs`), relative to the trials file's folder and inside it (a path that
 leaves it, absolute or through ``..`` or a link, is refused with its line number). ``label`` is
 optional: ``1``/``0`` or ``target``/``nontarget``. With labels the trials are evaluated exactly
@@ -26,14 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryprint import __version__
 from cryprint.errors import DataError
 from cryprint.evaluation.report import (
-    C_FA,
-    C_MISS,
-    EER_DEFINITION,
     REPORT_NAME,
     metrics_or_none,
+    new_report,
     to_json,
     write_figures,
 )
@@ -50,12 +47,14 @@ from cryprint.io import (
 from cryprint.models.folder import ModelSpec
 from cryprint.scoring import cosine_pairs
 
-TRIALS_COLUMNS = ("enrollment", "test")
+TRIALS_COLUMNS = ("enrolment", "test")
+# The American spelling (WeSpeaker's, and cryprint 0.1's): read as ``enrolment``.
+_COLUMN_ALIASES = {"enrollment": "enrolment"}
 LABELS = {"1": 1, "0": 0, "target": 1, "nontarget": 0, "true": 1, "false": 0}
 
 
 def read_trials(path: Path | str) -> pd.DataFrame:
-    """The trials of ``path``: ``enrollment`` and ``test`` as written, ``enrollment_path`` and
+    """The trials of ``path``: ``enrolment`` and ``test`` as written, ``enrolment_path`` and
     ``test_path`` resolved inside the file's folder, and ``label`` (0/1) when the file has one.
 
     Raises:
@@ -71,11 +70,14 @@ def read_trials(path: Path | str) -> pd.DataFrame:
         raise DataError(f"{path}: trials file not found") from None
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable trials CSV ({error})") from error
+    frame = frame.rename(
+        columns={old: new for old, new in _COLUMN_ALIASES.items() if new not in frame.columns}
+    )
     missing = [column for column in TRIALS_COLUMNS if column not in frame.columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; a trials file has the columns "
-            "enrollment,test[,label]"
+            "enrolment,test[,label]"
         )
     if frame.empty:
         raise DataError(f"{path}: no trials")
@@ -140,14 +142,23 @@ def score_trials(
     folder = Path(out) if out is not None else trials.parent / f"{trials.stem}-scores"
     check_replaceable_folder(folder, REPORT_NAME, "a trials scoring")
     embedder = embedder_for(model, embedding)
-    recordings = list(dict.fromkeys([*table["enrollment_path"], *table["test_path"]]))
+    recordings = list(dict.fromkeys([*table["enrolment_path"], *table["test_path"]]))
     embeddings = embedder.embed_many(recordings, progress=progress)
     index = {recording: row for row, recording in enumerate(recordings)}
-    pairs = zip(table["enrollment_path"], table["test_path"], strict=True)
+    pairs = zip(table["enrolment_path"], table["test_path"], strict=True)
     sides = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64)
     scores = {"score": cosine_pairs(embeddings, embeddings, sides)}
     labels = table["label"].to_numpy() if "label" in table.columns else None
-    report = _report(embedder, trials, table, len(recordings), labels, p_targets)
+    identity = {
+        "model": Path(embedder.source).name or embedder.source,
+        "model_source": embedder.source,
+        "model_kind": embedder.loaded.kind,
+        "model_id": embedder.model_id,
+    }
+    report = new_report(
+        identity, trials.name, {"trials": str(trials.resolve())}, len(table), labels,
+        len(recordings), embedded=embedder.embedded_as, p_targets=p_targets,
+    )  # fmt: skip
     report.update(metrics_or_none(scores["score"], labels, p_targets))
     with folder_lock(folder, "cryprint score"), staging_folder(folder) as staging:
         _write_outputs(staging, table, scores, labels, report)
@@ -158,42 +169,11 @@ def score_trials(
     return report
 
 
-def _report(
-    embedder: Any, trials: Path, table: pd.DataFrame, n_recordings: int,
-    labels: np.ndarray | None, p_targets: Sequence[float],
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "model": Path(embedder.source).name or embedder.source,
-        "model_source": embedder.source,
-        "model_id": embedder.model_id,
-        "split": trials.name,
-        "trials": str(trials.resolve()),
-        "n_pairs": len(table),
-        "n_target": None if labels is None else int(labels.sum()),
-        "n_nontarget": None if labels is None else int(len(labels) - labels.sum()),
-        "n_recordings": n_recordings,
-        "score": "cosine",
-        "eer_definition": EER_DEFINITION,
-        "dcf_parameters": {
-            "p_targets": list(p_targets),
-            "c_miss": C_MISS,
-            "c_fa": C_FA,
-            "normalised": True,
-        },
-        "asnorm": None,
-        "tta": embedder.tta,
-        "trim": embedder.trim,
-        "embedded_with": embedder.embedding_description,
-        "files": {},
-        "cryprint_version": __version__,
-    }
-
-
 def _write_outputs(
     staging: Path, table: pd.DataFrame, scores: dict[str, np.ndarray],
     labels: np.ndarray | None, report: dict[str, Any],
 ) -> None:  # fmt: skip
-    columns = {"enrollment": table["enrollment"], "test": table["test"], **scores}
+    columns = {"enrolment": table["enrolment"], "test": table["test"], **scores}
     if labels is not None:
         columns["label"] = labels
     frame = pd.DataFrame(columns)

@@ -118,6 +118,12 @@ class CryPrint:
         )
 
     @property
+    def embedded_as(self) -> dict[str, Any]:
+        """How recordings are embedded, as reports record it: ``tta``, ``trim`` and
+        ``embedded_with`` (:attr:`embedding_description`)."""
+        return {"tta": self.tta, "trim": self.trim, "embedded_with": self.embedding_description}
+
+    @property
     def _key_suffix(self) -> str:
         return (f"|tta{self.tta}" if self.tta > 1 else "") + ("|trim" if self.trim else "")
 

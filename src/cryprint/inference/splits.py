@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cryprint.data.audio import read_audio, to_float32, to_int16
-from cryprint.data.corpus import recording_files
+from cryprint.data.corpus import recording_segments
 from cryprint.data.inputs import check_recording
 from cryprint.data.layout import SPLITS, read_metadata
 from cryprint.errors import FIELD, DataError, OutputError
@@ -156,7 +156,7 @@ def embed_split(
     keys, data_id = split_keys(root, split)
     embedder = embedder_for(model, embedding, store)
     rows = read_metadata(root)
-    listed = recording_files(rows[rows["split"] == split])
+    listed = recording_segments(rows[rows["split"] == split])
     if [f"{baby_id}{period}" for baby_id, period, _ in listed] != keys:
         raise DataError(f"recordings of the {split} split changed while reading them")
     if shard is not None:

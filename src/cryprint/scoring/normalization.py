@@ -6,7 +6,7 @@ a cohort of recordings of other babies: for each side of a trial, the mean and s
 deviation of its ``top_n`` highest cohort scores (the "adaptive" part: only the nearest
 impostors), then
 
-    normalised = 0.5 * ((s - mean_enroll) / std_enroll + (s - mean_test) / std_test)
+    normalised = 0.5 * ((s - mean_enrolment) / std_enrolment + (s - mean_test) / std_test)
 
 (Cumani et al. 2011; Matějka et al. 2017, as in wespeaker's ``score_norm.py``).
 
@@ -80,34 +80,36 @@ def cohort_statistics(
     return _top_n_statistics(unit, cohort_unit, top_n)
 
 
-def as_norm_matrix(enroll: ArrayLike, test: ArrayLike, cohort: ArrayLike, top_n: int) -> np.ndarray:
+def as_norm_matrix(
+    enrolment: ArrayLike, test: ArrayLike, cohort: ArrayLike, top_n: int
+) -> np.ndarray:
     """AS-norm cosine scores of every enrolment embedding against every test embedding.
 
     Args:
-        enroll: float [n_enroll, dim]; L2-normalised here.
+        enrolment: float [n_enrolment, dim]; L2-normalised here.
         test: float [n_test, dim]; L2-normalised here.
         cohort: float [n_cohort, dim]; L2-normalised here.
         top_n: number of highest cohort scores per embedding, 2 <= top_n <= n_cohort.
 
     Returns:
-        float64 [n_enroll, n_test]; entry ``[i, j]`` is the normalised score of ``enroll[i]``
-        against ``test[j]``. Swapping ``enroll`` and ``test`` transposes the result.
+        float64 [n_enrolment, n_test]; entry ``[i, j]`` is the normalised score of ``enrolment[i]``
+        against ``test[j]``. Swapping ``enrolment`` and ``test`` transposes the result.
     """
-    enroll_unit = unit_rows(enroll, "enroll")
+    enrolment_unit = unit_rows(enrolment, "enrolment")
     test_unit = unit_rows(test, "test")
     cohort_unit = unit_rows(cohort, "cohort")
-    _check_dims(("enroll", enroll_unit), ("test", test_unit), ("cohort", cohort_unit))
+    _check_dims(("enrolment", enrolment_unit), ("test", test_unit), ("cohort", cohort_unit))
     _check_top_n(top_n, cohort_unit.shape[0])
-    enroll_mean, enroll_std = _top_n_statistics(enroll_unit, cohort_unit, top_n)
+    enrolment_mean, enrolment_std = _top_n_statistics(enrolment_unit, cohort_unit, top_n)
     test_mean, test_std = _top_n_statistics(test_unit, cohort_unit, top_n)
-    raw = enroll_unit @ test_unit.T
-    enroll_side = (raw - enroll_mean[:, None]) / enroll_std[:, None]
+    raw = enrolment_unit @ test_unit.T
+    enrolment_side = (raw - enrolment_mean[:, None]) / enrolment_std[:, None]
     test_side = (raw - test_mean[None, :]) / test_std[None, :]
-    return 0.5 * (enroll_side + test_side)
+    return 0.5 * (enrolment_side + test_side)
 
 
 def as_norm_pairs(
-    enroll: ArrayLike,
+    enrolment: ArrayLike,
     test: ArrayLike,
     cohort: ArrayLike,
     pairs: ArrayLike,
@@ -116,19 +118,19 @@ def as_norm_pairs(
     """AS-norm cosine scores for a list of trials, without building the full score matrix.
 
     Args:
-        enroll: float [n_enroll, dim]; L2-normalised here.
+        enrolment: float [n_enrolment, dim]; L2-normalised here.
         test: float [n_test, dim]; L2-normalised here.
         cohort: float [n_cohort, dim]; L2-normalised here.
-        pairs: int [n_pairs, 2]; row ``(i, j)`` is the trial ``enroll[i]`` vs ``test[j]``.
+        pairs: int [n_pairs, 2]; row ``(i, j)`` is the trial ``enrolment[i]`` vs ``test[j]``.
         top_n: number of highest cohort scores per embedding, 2 <= top_n <= n_cohort.
 
     Returns:
         float64 [n_pairs], equal to ``as_norm_matrix(...)[pairs[:, 0], pairs[:, 1]]``.
     """
-    enroll_unit = unit_rows(enroll, "enroll")
+    enrolment_unit = unit_rows(enrolment, "enrolment")
     test_unit = unit_rows(test, "test")
     cohort_unit = unit_rows(cohort, "cohort")
-    _check_dims(("enroll", enroll_unit), ("test", test_unit), ("cohort", cohort_unit))
+    _check_dims(("enrolment", enrolment_unit), ("test", test_unit), ("cohort", cohort_unit))
     _check_top_n(top_n, cohort_unit.shape[0])
     pair_array = np.asarray(pairs)
     if pair_array.ndim != 2 or pair_array.shape[1] != 2:
@@ -137,9 +139,9 @@ def as_norm_pairs(
         raise DataError("pairs is empty")
     if not np.issubdtype(pair_array.dtype, np.integer):
         raise DataError(f"pairs must hold integer indices, got dtype {pair_array.dtype}")
-    enroll_index, test_index = pair_array[:, 0], pair_array[:, 1]
+    enrolment_index, test_index = pair_array[:, 0], pair_array[:, 1]
     for name, index, size in (
-        ("enroll", enroll_index, enroll_unit.shape[0]),
+        ("enrolment", enrolment_index, enrolment_unit.shape[0]),
         ("test", test_index, test_unit.shape[0]),
     ):
         # Negative indices would silently wrap around in numpy: reject them too.
@@ -149,11 +151,13 @@ def as_norm_pairs(
                 f"min {index.min()}, max {index.max()}"
             )
     # Statistics only for embeddings that appear in some pair.
-    used_enroll, enroll_pos = np.unique(enroll_index, return_inverse=True)
+    used_enrolment, enrolment_pos = np.unique(enrolment_index, return_inverse=True)
     used_test, test_pos = np.unique(test_index, return_inverse=True)
-    enroll_mean, enroll_std = _top_n_statistics(enroll_unit[used_enroll], cohort_unit, top_n)
+    enrolment_mean, enrolment_std = _top_n_statistics(
+        enrolment_unit[used_enrolment], cohort_unit, top_n
+    )
     test_mean, test_std = _top_n_statistics(test_unit[used_test], cohort_unit, top_n)
-    raw = np.einsum("pd,pd->p", enroll_unit[enroll_index], test_unit[test_index])
-    enroll_side = (raw - enroll_mean[enroll_pos]) / enroll_std[enroll_pos]
+    raw = np.einsum("pd,pd->p", enrolment_unit[enrolment_index], test_unit[test_index])
+    enrolment_side = (raw - enrolment_mean[enrolment_pos]) / enrolment_std[enrolment_pos]
     test_side = (raw - test_mean[test_pos]) / test_std[test_pos]
-    return 0.5 * (enroll_side + test_side)
+    return 0.5 * (enrolment_side + test_side)
