@@ -7,7 +7,7 @@ would need an index, its own locking and atomic renames for every write.
 
 A row is keyed by
 
-- the model's identity (:func:`cryprint.inference.splits.model_identity`: SHA-256 of weights and
+- the model's identity (:func:`cryprint.models.folder.model_identity`: SHA-256 of weights and
   architecture),
 - the audio's identity (:func:`audio_key`: SHA-256 of the bytes of the files a recording joins,
   in order, or of the samples of an in-memory waveform),

@@ -1,7 +1,7 @@
 """Scoring: verification metrics, AS-norm score normalisation, logistic calibration, verdicts.
 
 Pure numpy: scores and embeddings in, numbers out; no torch and no file I/O (a model folder's
-``calibration.json`` is read and written by :mod:`cryprint.evaluation.calibrate_model`).
+``calibration.json`` is read and written by :mod:`cryprint.inference.operating_point`).
 """
 
 from cryprint.scoring.calibration import Calibration, fit_calibration, reliability_bins, sigmoid

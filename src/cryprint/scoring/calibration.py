@@ -4,7 +4,7 @@
 probability is a posterior under the calibration trials' own share of target trials, the fit
 prior ``prior`` (``b`` absorbs it); :mod:`cryprint.scoring.verdict` moves it to another prior.
 Pure numpy, no file I/O: ``calibration.json`` is read and written by
-:mod:`cryprint.evaluation.calibrate_model`.
+:mod:`cryprint.inference.operating_point`.
 """
 
 from __future__ import annotations
