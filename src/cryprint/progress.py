@@ -29,6 +29,7 @@ class Progress:
         self.total, self.label = total, label
         self.enabled = enabled and total > 0
         self.done = 0
+        self._printed = -1  # the count of the last line printed
         self._bar: tqdm | None = None
         self._started = self._last = time.monotonic()
 
@@ -43,14 +44,18 @@ class Progress:
             self._bar.update(count)
             return
         now = time.monotonic()
-        if self.enabled and (now - self._last >= LOG_EVERY_SECONDS or self.done >= self.total):
-            self._last = now
-            print(
-                f"{self.label}: {self.done}/{self.total} ({100 * self.done / self.total:.0f} %), "
-                f"{now - self._started:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+        finished = self.done >= self.total and self.done - count < self.total  # just now
+        if self.enabled and (now - self._last >= LOG_EVERY_SECONDS or finished):
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self._last, self._printed = now, self.done
+        print(
+            f"{self.label}: {self.done}/{self.total} ({100 * self.done / self.total:.0f} %), "
+            f"{now - self._started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(
         self,
@@ -60,3 +65,5 @@ class Progress:
     ) -> None:
         if self._bar is not None:
             self._bar.close()
+        elif self.enabled and 0 < self.done < self.total and self._printed != self.done:
+            self._line(time.monotonic())  # stopped early: where it stopped

@@ -3,7 +3,9 @@ evaluation. Torch-free, so the CLI can list them in ``--help`` without importing
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 
@@ -12,9 +14,13 @@ class Recipe:
     """What a recipe changes: training options (``TrainConfig`` keys) and the test-time
     augmentation views every evaluation and the submission embed with."""
 
-    training: dict[str, Any]
+    training: Mapping[str, Any]
     tta: int
     summary: str
+
+    def __post_init__(self) -> None:
+        # Read-only: RECIPES is shared by every caller.
+        object.__setattr__(self, "training", MappingProxyType(dict(self.training)))
 
 
 # ``--recipe``: the reference (3rd-place) recipe as it is, or with what the 1st-place

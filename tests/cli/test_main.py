@@ -3,8 +3,10 @@ exit 70 (issue #10 item 12), and training runs resume from their folder alone.""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,11 +100,23 @@ def test_a_closed_pipe_ends_quietly(small_corpus: Path) -> None:
     assert process.returncode == 141
 
 
+def _subcommands(
+    parser: argparse.ArgumentParser, path: str = ""
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every subcommand under ``parser``, nested ones (``gallery list``) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                named = f"{path} {name}".strip()
+                yield named, command
+                yield from _subcommands(command, named)
+
+
 def test_every_option_has_help_and_shows_its_default() -> None:
     from cryprint.cli import build_parser
 
-    parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices
+    commands = dict(_subcommands(build_parser()))
+    assert {"train", "gallery", "gallery list", "gallery remove"} <= set(commands)
     for name, command in commands.items():
         for action in command._actions:
             assert action.help, (name, action.dest)

@@ -82,6 +82,15 @@ class Calibration:
             raise DataError("scores to calibrate contain NaN or infinite values")
         return sigmoid(self.a * values + self.b)
 
+    def log_likelihood_ratio(self, scores: ArrayLike) -> np.ndarray:
+        """ln p(score | same baby) / p(score | different babies): the log-odds of
+        :meth:`probability` without the fit prior's, ``a * s + b − logit(prior)``; float64 of
+        the shape of ``scores``."""
+        values = np.asarray(scores, dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise DataError("scores to calibrate contain NaN or infinite values")
+        return self.a * values + self.b - (math.log(self.prior) - math.log1p(-self.prior))
+
     def to_dict(self) -> dict[str, float]:
         """``{"a": ..., "b": ..., "prior": ...}``, JSON-ready."""
         return {"a": self.a, "b": self.b, "prior": self.prior}

@@ -10,12 +10,12 @@ from cryprint.errors import DataError
 __all__ = ["cosine_matrix", "cosine_pairs", "unit_rows"]
 
 
-def unit_rows(embeddings: ArrayLike, name: str = "the") -> np.ndarray:
+def unit_rows(embeddings: ArrayLike, name: str = "input") -> np.ndarray:
     """Validate an embedding matrix and scale each row to unit L2 norm.
 
     Args:
         embeddings: float [n, dim].
-        name: what the embeddings are, for error messages (``enroll``, ``cohort`` ...).
+        name: what the embeddings are, for error messages (``enrolment``, ``cohort`` ...).
 
     Returns:
         float64 [n, dim], every row of norm 1.
@@ -30,11 +30,21 @@ def unit_rows(embeddings: ArrayLike, name: str = "the") -> np.ndarray:
         raise DataError(f"{name} embeddings are empty")
     if not np.all(np.isfinite(matrix)):
         raise DataError(f"{name} embeddings contain NaN or infinite values")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    n_zero = int(np.count_nonzero(norms == 0))
+    # Each row scaled by its largest value first: squaring 1e160 overflows, 1e-170 underflows.
+    peaks = np.max(np.abs(matrix), axis=1, keepdims=True)
+    n_zero = int(np.count_nonzero(peaks == 0))
     if n_zero:
         raise DataError(f"{n_zero} {name} embeddings are all zeros: cosine score undefined")
-    return matrix / norms
+    scaled = matrix / peaks
+    return scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+
+
+def _same_dim(left: np.ndarray, right: np.ndarray) -> None:
+    if left.shape[1] != right.shape[1]:
+        raise DataError(
+            f"left embeddings are {left.shape[1]}-d, right ones {right.shape[1]}-d: they are not "
+            "of one model"
+        )
 
 
 def cosine_matrix(left: ArrayLike, right: ArrayLike) -> np.ndarray:
@@ -43,7 +53,10 @@ def cosine_matrix(left: ArrayLike, right: ArrayLike) -> np.ndarray:
     Returns:
         float64 [n, m] in [-1, 1].
     """
-    return unit_rows(left, "left") @ unit_rows(right, "right").T
+    left_unit, right_unit = unit_rows(left, "left"), unit_rows(right, "right")
+    _same_dim(left_unit, right_unit)
+    # Rounding can put a row against itself at 1 + 4e-16: kept inside [-1, 1].
+    return np.clip(left_unit @ right_unit.T, -1.0, 1.0)
 
 
 def cosine_pairs(left: ArrayLike, right: ArrayLike, pairs: np.ndarray) -> np.ndarray:
@@ -57,4 +70,12 @@ def cosine_pairs(left: ArrayLike, right: ArrayLike, pairs: np.ndarray) -> np.nda
         float64 [n_pairs] in [-1, 1], without building the [n, m] matrix.
     """
     left_unit, right_unit = unit_rows(left, "left"), unit_rows(right, "right")
-    return np.einsum("pd,pd->p", left_unit[pairs[:, 0]], right_unit[pairs[:, 1]])
+    _same_dim(left_unit, right_unit)
+    pairs = np.asarray(pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
+        raise DataError(f"pairs must be integers [n_pairs, 2], got {pairs.dtype} {pairs.shape}")
+    for column, rows, side in ((0, len(left_unit), "left"), (1, len(right_unit), "right")):
+        if len(pairs) and not (pairs[:, column].min() >= 0 and pairs[:, column].max() < rows):
+            raise DataError(f"pair indices outside the {rows} {side} embeddings")
+    scores = np.einsum("pd,pd->p", left_unit[pairs[:, 0]], right_unit[pairs[:, 1]])
+    return np.clip(scores, -1.0, 1.0)

@@ -34,12 +34,16 @@ def fit_logistic(features: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
         ``(weights [k], bias)`` in the units of ``features``.
 
     Raises:
-        DataError: a feature column has all values equal (no slope can be fitted).
+        DataError: a feature column has all values equal (no slope can be fitted), or the
+            trials are all of one class.
     """
     center = features.mean(axis=0)
     spread = features.std(axis=0)
-    if np.any(spread == 0):
+    # The range, not the std: the std of equal values can round to 2e-16 instead of 0.
+    if np.any(np.ptp(features, axis=0) == 0):
         raise DataError("all scores of an input are equal: no slope can be fitted")
+    if np.all(target) or not np.any(target):
+        raise DataError("the trials are all of one class: both are needed for a fit")
     n, k = features.shape
     design = np.column_stack([(features - center) / spread, np.ones(n)])  # [n, k + 1]
     y = np.asarray(target, dtype=np.float64)
