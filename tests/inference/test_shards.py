@@ -130,7 +130,7 @@ def test_parts_embedded_differently_are_refused(
         store=store,
         embedding=EmbeddingOptions(tta=3),
     )
-    with pytest.raises(DataError, match="different --tta or trimming"):
+    with pytest.raises(DataError, match="different tta or trim"):
         merge_shards([first, second], small_corpus, tmp_path / "m.npz", store=False)
     bf16 = tmp_path / "p2-bf16.npz"
     embed_split(
