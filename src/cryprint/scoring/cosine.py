@@ -30,13 +30,20 @@ def unit_rows(embeddings: ArrayLike, name: str = "input") -> np.ndarray:
         raise DataError(f"{name} embeddings are empty")
     if not np.all(np.isfinite(matrix)):
         raise DataError(f"{name} embeddings contain NaN or infinite values")
-    # Each row scaled by its largest value first: squaring 1e160 overflows, 1e-170 underflows.
     peaks = np.max(np.abs(matrix), axis=1, keepdims=True)
     n_zero = int(np.count_nonzero(peaks == 0))
     if n_zero:
         raise DataError(f"{n_zero} {name} embeddings are all zeros: cosine score undefined")
-    scaled = matrix / peaks
-    return scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    # Squaring overflows past ~1e154 and underflows below ~1e-162: such rows are scaled by
+    # their largest value first (the rest exactly as before, bit for bit).
+    extreme = ~np.isfinite(norms[:, 0]) | (norms[:, 0] < 1e-150)
+    if extreme.any():
+        scaled = matrix[extreme] / peaks[extreme]
+        matrix, norms = matrix.copy(), norms.copy()
+        matrix[extreme] = scaled
+        norms[extreme] = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return matrix / norms
 
 
 def _same_dim(left: np.ndarray, right: np.ndarray) -> None:
