@@ -36,7 +36,8 @@ def test_the_python_api_example_runs(
     corpus = tmp_path / "demo" / "corpus"
     shutil.copytree(small_corpus, corpus, copy_function=os.link)
     model = save_model_folder(make_model(0), tmp_path / "demo" / "runs" / "triplet" / "best")
-    evaluate([model], corpus, "dev", tmp_path / "evaluation")  # stores the dev threshold
+    # Stores the dev threshold of raw cosine scores (no cohort: the test computes cosines).
+    evaluate([model], corpus, "dev", tmp_path / "evaluation", cohort=False)
     monkeypatch.chdir(tmp_path)
     exec(compile(_python_example(), "README.md", "exec"), {})
     printed = capsys.readouterr().out.split(maxsplit=2)

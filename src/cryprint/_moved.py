@@ -33,7 +33,7 @@ MOVED: dict[str, tuple[str, ...]] = {
         "cryprint.ward.identify",
         "cryprint.scoring.ranking",
     ),
-    "cryprint.evaluation.embed": ("cryprint.inference.splits",),
+    "cryprint.evaluation.embed": ("cryprint.inference.splits", "cryprint.inference.embedding_file"),
     "cryprint.evaluation.shards": ("cryprint.inference.shards",),
     "cryprint.evaluation.verify": ("cryprint.inference.operating_point", "cryprint.inference.api"),
     "cryprint.evaluation.calibrate": (

@@ -94,7 +94,7 @@ def test_calibrate_writes_the_calibration_and_its_reliability_plot(
         "split": "dev",
         "n_pairs": 16,
         "n_target": 4,
-        "embedding": {"tta": 1, "trim": True},
+        "embedding": {"tta": 1, "trim": True, "as_norm": False},  # raw scores: no cohort
     }
     assert result.calibration.prior == 4 / 16
     assert load_calibration(result.path, record["model_id"]) == result.calibration

@@ -98,7 +98,8 @@ def test_several_models_side_by_side(small_corpus: Path, tmp_path: Path, make_mo
     assert [r["model"] for r in reports] == ["run0_best", "run1_best"]
     for report in reports:
         assert (tmp_path / "out" / report["model"] / "report.json").is_file()
-        assert report["asnorm"] is None
+        # The dev split of a model folder measures AS-norm with the train split as cohort.
+        assert report["asnorm"]["cohort_split"] == "train"
     assert reports[0]["model_id"] != reports[1]["model_id"]
     table = format_table(reports).splitlines()
     assert table[1].split() == ["model", "EER", "minDCF@0.05", "minDCF@0.01", "AUC", "n_pairs"]

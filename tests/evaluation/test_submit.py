@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import cryprint.evaluation.submit as submit_module
 from cryprint.errors import DataError
 from cryprint.evaluation.pairs import score_pairs
 from cryprint.evaluation.submit import check_submission, write_submission
+from cryprint.inference.api import CryPrint
 from cryprint.inference.splits import embed_split
 
 
@@ -66,12 +66,12 @@ def test_a_failed_scoring_keeps_the_earlier_submission(
     write_submission(make_model(0), small_corpus, out)
     before = out.read_bytes()
 
-    def scores_with_a_nan(embeddings, pairs):
+    def scores_with_a_nan(self, embeddings, pairs):
         scores = np.linspace(0, 1, len(pairs))
         scores[40] = np.nan
         return scores
 
-    monkeypatch.setattr(submit_module, "score_pairs", scores_with_a_nan)
+    monkeypatch.setattr(CryPrint, "score_pairs", scores_with_a_nan)
     with pytest.raises(DataError, match="1 submission score"):
         write_submission(make_model(1), small_corpus, out)
     assert out.read_bytes() == before

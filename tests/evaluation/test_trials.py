@@ -37,7 +37,7 @@ def test_trials_of_the_dev_pairs_score_as_evaluate_does(
     trials = corpus_copy / "trials.csv"
     pairs = _dev_trials(corpus_copy, trials, label_words=True)
     report = score_trials(model_folder, trials, tmp_path / "scored")
-    [reference] = evaluate([model_folder], corpus_copy, "dev", tmp_path / "evaluated")
+    [reference] = evaluate([model_folder], corpus_copy, "dev", tmp_path / "evaluated", cohort=False)
     scores = pd.read_csv(tmp_path / "scored" / "scores.csv")
     expected = pd.read_csv(tmp_path / "evaluated" / "scores.csv")
     np.testing.assert_allclose(scores["score"], expected["score"], rtol=0, atol=1e-6)

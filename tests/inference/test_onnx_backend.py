@@ -36,7 +36,7 @@ def exported(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     root = tmp_path_factory.mktemp("onnx-backend")
     torch.manual_seed(0)
     model = save_model_folder(CryEmbedder(ModelConfig.small(16)), root / "model")
-    evaluate([model], small_corpus, "dev", root / "evaluation")  # the dev threshold
+    evaluate([model], small_corpus, "dev", root / "evaluation", cohort=False)  # threshold
     out = root / "export"
     assert main(["export", "--model", str(model), "--out", str(out), "--format", "onnx"]) == 0
     return out

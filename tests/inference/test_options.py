@@ -55,12 +55,22 @@ def test_a_mismatch_names_both_ways_and_the_options_to_pass() -> None:
     message = str(refused.value)
     assert "5 TTA views, trimmed" in message and "1 TTA view, untrimmed" in message
     # The library names its fields; the CLI words the same error with its flags.
-    assert "(tta=5, trim=True)" in message
-    assert "(--tta 5, without --no-trim)" in refused.value.worded(flag_wording)
+    assert "(tta=5, trim=True, as_norm=False)" in message
+    assert "(--tta 5, without --no-trim, --no-as-norm)" in refused.value.worded(flag_wording)
     check_score_basis(None, given, "an older file", "-")  # nothing recorded: nothing to check
     check_score_basis(stored, None, "unchecked", "-")
     with pytest.raises(ModelError, match="'embedding' must be"):
         check_score_basis({"tta": True, "trim": True}, given, "X", "-")
+
+
+def test_scores_normalised_otherwise_are_refused_and_older_records_are_raw() -> None:
+    raw, normalised = {"tta": 1, "trim": True}, {"tta": 1, "trim": True, "as_norm": True}
+    check_score_basis(raw, {**raw, "as_norm": False}, "an older threshold", "-")  # raw scores
+    with pytest.raises(ConfigError, match="made with 1 TTA view, trimmed, AS-norm") as refused:
+        check_score_basis(normalised, {**raw, "as_norm": False}, "the threshold", "-")
+    assert "--as-norm)" in refused.value.worded(flag_wording)
+    with pytest.raises(ModelError, match="'embedding' must be"):
+        check_score_basis({**raw, "as_norm": "yes"}, raw, "X", "-")
 
 
 def test_checking_options_imports_no_torch() -> None:

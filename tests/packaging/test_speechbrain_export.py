@@ -48,7 +48,7 @@ def test_speechbrain_embeddings_equal_cryprint_embeddings(
 def test_export_copies_evaluation_and_calibration(
     small_corpus: Path, model_folder: Path, tmp_path: Path
 ) -> None:
-    [report] = evaluate([model_folder], small_corpus, "dev", tmp_path / "out")
+    [report] = evaluate([model_folder], small_corpus, "dev", tmp_path / "out", cohort=False)
     calibrate_model(model_folder, small_corpus)
     out = export_model(model_folder, tmp_path / "export")
     for name in ("evaluation.json", "calibration.json"):

@@ -29,6 +29,8 @@ def flag_wording(name: str, value: object) -> str:
         if value is FIELD:
             return "trimming (--no-trim)"
         return "without --no-trim" if value else "--no-trim"
+    if name == "as_norm" and isinstance(value, bool):
+        return "--as-norm" if value else "--no-as-norm"
     if name == "fusion":  # fit one now, or apply a file
         return "--fuse or --fusion FUSION_JSON" if value is FIELD else "--fuse"
     flag = FIELD_FLAGS.get(name, "--" + name.replace("_", "-"))
@@ -42,12 +44,31 @@ def print_json(payload: object) -> None:
     print(json.dumps(payload, indent=2, default=str, allow_nan=False))
 
 
-def add_as_norm_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--as-norm",
-        action="store_true",
-        help="AS-norm scores, with the train split's recordings as the cohort",
-    )
+AS_NORM_HELP = (
+    "adaptive s-norm scores against the model folder's cohort; --no-as-norm: raw cosine "
+    "scores (default: AS-norm exactly when it lowered this model's dev minDCF, as `cryprint "
+    "evaluate --split dev` measured and recorded)"
+)
+
+
+def add_as_norm_options(parser: argparse.ArgumentParser, choice: bool = False) -> None:
+    """--as-norm [--cohort-top-n N]: AS-norm with the data's train split as the cohort. With
+    ``choice`` (submit) also --no-as-norm, and neither scores as the model does."""
+    if choice:
+        parser.add_argument(
+            "--as-norm",
+            action=argparse.BooleanOptionalAction,
+            help="AS-norm scores with this data's train split as the cohort; --no-as-norm: "
+            "raw cosine scores (default: as the model scores, with its own cohort where "
+            "AS-norm lowered its dev minDCF)",
+        )
+    else:
+        parser.add_argument(
+            "--as-norm",
+            action="store_true",
+            help="also AS-norm scores, with the train split's recordings as the cohort (dev "
+            "evaluations of a model folder measure them anyway, to keep a cohort)",
+        )
     parser.add_argument(
         "--cohort-top-n",
         type=int,
@@ -56,7 +77,7 @@ def add_as_norm_options(parser: argparse.ArgumentParser) -> None:
 
 
 def as_norm_option(args: argparse.Namespace) -> int | str | None:
-    """--as-norm [--cohort-top-n N] → None (off), 'auto' (min(100, cohort)) or N."""
+    """--as-norm [--cohort-top-n N] → 'auto' (min(100, cohort)) or N; else None."""
     if args.cohort_top_n is not None and not args.as_norm:
         raise ConfigError("--cohort-top-n needs --as-norm")
     if not args.as_norm:
@@ -66,15 +87,26 @@ def as_norm_option(args: argparse.Namespace) -> int | str | None:
 
 def embedding_options(args: argparse.Namespace) -> EmbeddingOptions:
     """What :func:`add_embedding_options` give: how every embedding command's library call
-    embeds recordings."""
-    return EmbeddingOptions(args.device, args.backend, args.precision, args.tta, args.trim)
+    embeds (and scores) recordings."""
+    as_norm = getattr(args, "scoring_as_norm", None)
+    if as_norm is None and getattr(args, "as_norm", None) is False:
+        as_norm = False  # submit --no-as-norm
+    return EmbeddingOptions(
+        args.device, args.backend, args.precision, args.tta, args.trim, as_norm=as_norm
+    )
 
 
-def add_embedding_options(parser: argparse.ArgumentParser) -> None:
+def add_embedding_options(parser: argparse.ArgumentParser, scoring: bool = True) -> None:
     """--device, --tta, --no-trim, --backend, --precision: how recordings are embedded (the same
-    for every command that embeds, with the defaults of :class:`~cryprint.EmbeddingOptions`)."""
+    for every command that embeds, with the defaults of :class:`~cryprint.EmbeddingOptions`);
+    with ``scoring``, also --as-norm/--no-as-norm: how their scores are made."""
     defaults = EmbeddingOptions()
     parser.add_argument("--device", default=defaults.device, help=DEVICE_HELP)
+    if scoring:
+        parser.add_argument(
+            "--as-norm", dest="scoring_as_norm", action=argparse.BooleanOptionalAction,
+            help=AS_NORM_HELP,
+        )  # fmt: skip
     add_tta_option(parser)
     parser.add_argument(
         "--backend",

@@ -71,6 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress=True,
         fusion=fusion_option(args),
         embedding=embedding_options(args),
+        cohort=args.cohort,
     )
     if args.json:
         print_json(reports)
@@ -158,7 +159,7 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         help="embed only the K-th of N parts of the split (a job array: K = the task id), "
         "then join the parts with `cryprint embed-merge`",
     )
-    add_embedding_options(embed)
+    add_embedding_options(embed, scoring=False)
     embed.set_defaults(handler=cmd_embed)
 
     merge = subparsers.add_parser(
@@ -203,9 +204,16 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         "folder, or DATA-evaluation-SPLIT beside the data)",
     )
     add_as_norm_options(evaluate)
+    evaluate.add_argument(
+        "--no-cohort",
+        dest="cohort",
+        action="store_false",
+        help="on dev, do not embed the train split as the model's AS-norm cohort (then verify "
+        "and identify score raw cosines)",
+    )
     add_fusion_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the reports (a JSON list)")
-    add_embedding_options(evaluate)
+    add_embedding_options(evaluate, scoring=False)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     submit = subparsers.add_parser(
@@ -216,9 +224,9 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     )
     submit.add_argument("--data", type=Path, required=True, help="a CryCeleb-layout directory")
     submit.add_argument("--out", type=Path, required=True, help="the submission CSV to write")
-    add_as_norm_options(submit)
+    add_as_norm_options(submit, choice=True)
     add_fusion_options(submit)
-    add_embedding_options(submit)
+    add_embedding_options(submit, scoring=False)
     submit.set_defaults(handler=cmd_submit)
 
     score = subparsers.add_parser(

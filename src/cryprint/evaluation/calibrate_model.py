@@ -71,7 +71,8 @@ def calibrate_model(
         OutputError: the model folder cannot be written.
     """
     from cryprint.data.layout import read_pairs
-    from cryprint.evaluation.pairs import score_pairs
+    from cryprint.evaluation.pairs import pair_indices
+    from cryprint.inference.api import embedder_for
     from cryprint.inference.splits import embed_split
     from cryprint.models.folder import as_loaded
 
@@ -87,14 +88,16 @@ def calibrate_model(
     pairs = read_pairs(root, split)
     if "label" not in pairs.columns:
         raise DataError(f"{split}_pairs.csv has no label column: nothing to calibrate on")
-    embeddings = embed_split(loaded, root, split, embedding=embedding, progress=progress)
+    # Scores as verify makes them: raw cosine, or AS-norm where the model normalises.
+    embedder = embedder_for(loaded, embedding)
+    embeddings = embed_split(embedder, root, split, progress=progress)
     labels = pairs["label"].to_numpy()
-    scores = score_pairs(embeddings, pairs)
+    scores = embedder.score_pairs(embeddings.embeddings, pair_indices(embeddings, pairs))
     calibration = fit_calibration(scores, labels)
     n_target = int(labels.sum())
     title = (
-        f"{loaded.source}\ncalibration on {len(pairs)} {split} pairs ({n_target} same baby, "
-        f"prior {calibration.prior:.3g})"
+        f"{loaded.source}\ncalibration of {embedder.scoring} scores on {len(pairs)} {split} "
+        f"pairs ({n_target} same baby, prior {calibration.prior:.3g})"
     )
     plot = _write_reliability_plot(
         loaded.folder / RELIABILITY_PLOT_NAME, calibration.probability(scores), labels, title
@@ -103,7 +106,7 @@ def calibrate_model(
         "split": split,
         "n_pairs": len(pairs),
         "n_target": n_target,
-        "embedding": (embedding or EmbeddingOptions()).score_basis,
+        "embedding": embedder.score_basis,
     }
     path = save_calibration(
         loaded.folder / CALIBRATION_NAME, calibration, embeddings.model_id, fitted_on

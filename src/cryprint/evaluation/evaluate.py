@@ -38,6 +38,7 @@ from cryprint.evaluation.fused import (
     load_fusion,
     write_fused_evaluation,
 )
+from cryprint.evaluation.model_record import DevScores, record_evaluation
 from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
 from cryprint.evaluation.report import (
     REPORT_NAME,
@@ -48,9 +49,10 @@ from cryprint.evaluation.report import (
     write_scores,
 )
 from cryprint.inference.api import CryPrint, embedder_for
+from cryprint.inference.embedding_file import RecordingEmbeddings
 from cryprint.inference.operating_point import stored_threshold
 from cryprint.inference.options import EmbeddingOptions
-from cryprint.inference.splits import RecordingEmbeddings, embed_split
+from cryprint.inference.splits import embed_split, split_keys
 from cryprint.io import (
     atomic_write_text,
     check_replaceable_folder,
@@ -59,10 +61,7 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.ecapa import CryEmbedder
-from cryprint.models.folder import EVALUATION_NAME, INFO_NAME, LoadedModel, ModelSpec
-from cryprint.scoring import (
-    threshold_at_false_accept_rate,
-)
+from cryprint.models.folder import INFO_NAME, LoadedModel, ModelSpec
 from cryprint.scoring.fusion import stack_scores
 from cryprint.training.config import dev_warning
 
@@ -119,6 +118,7 @@ def evaluate(
     embedding: EmbeddingOptions | None = None,
     progress: bool = False,
     fusion: str | Path | None = None,
+    cohort: bool = True,
 ) -> list[dict[str, Any]]:
     """Score every pair of ``{split}_pairs.csv`` with each model and write the results.
 
@@ -138,6 +138,9 @@ def evaluate(
             fitted on the dev pairs (never on this split's labels); or the :class:`Path` of a
             ``fusion.json`` to apply. The fused scores, their report and ``fusion.json`` go to
             ``out_dir/fused`` and a last report is added for them.
+        cohort: on the labelled dev split of a local model folder, also embed the train split
+            as the model's AS-norm cohort, measure AS-norm and keep both in the model folder
+            (:mod:`cryprint.evaluation.model_record`); False: raw scores only.
 
     Returns:
         One report per model (the content of its ``report.json``): at least ``eer``,
@@ -170,8 +173,9 @@ def evaluate(
     with folder_lock(out_dir, "cryprint evaluate"):
         for embedder, name, folder in zip(embedders, names, folders[: len(names)], strict=True):
             report, scores = _evaluate_one(
-                embedder, name, root, split, pairs, folder, as_norm_top_n, p_targets, progress
-            )
+                embedder, name, root, split, pairs, folder, as_norm_top_n, p_targets, progress,
+                cohort,
+            )  # fmt: skip
             reports.append(report)
             columns.append(scores)
         if fusion is not None:
@@ -206,17 +210,23 @@ def _evaluate_one(
     as_norm_top_n: TopN | None,
     p_targets: Sequence[float],
     progress: bool,
+    cohort: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score, then write the model's whole output folder: assembled in a staging folder and
-    swapped in at the end, so a failure leaves the earlier folder exactly as it was. Returns
-    the report and the raw cosine scores."""
+    swapped in at the end, so a failure leaves the earlier folder exactly as it was; then
+    record the evaluation in the model folder. Returns the report and the raw cosine scores."""
     started = time.perf_counter()
+    loaded = embedder.loaded
+    labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
+    recorded = loaded.kind == "folder" and loaded.folder is not None and labels is not None
+    # The dev thresholds go with a cohort: AS-norm is then measured, and kept when it helps.
+    keep_cohort = cohort and recorded and split == "dev" and _has_train_split(root)
+    if keep_cohort and as_norm_top_n is None:
+        as_norm_top_n = "auto"
     with staging_folder(folder) as staging:
-        scores, embeddings, asnorm = _score(
+        scores, embeddings, asnorm, cohort_embeddings = _score(
             embedder, root, split, pairs, staging, as_norm_top_n, progress
         )
-        labels = pairs["label"].to_numpy() if "label" in pairs.columns else None
-        loaded = embedder.loaded
         identity = {
             "model": name,
             "model_source": loaded.source,
@@ -239,12 +249,14 @@ def _evaluate_one(
         report["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(staging / REPORT_NAME, to_json(report))
         replace_folder(staging, folder)
-    loaded = embedder.loaded
-    if loaded.kind == "folder" and loaded.folder is not None and labels is not None:
+    if recorded:
+        assert loaded.folder is not None and labels is not None  # recorded says so
+        dev = None
+        if split == "dev":
+            kept = cohort_embeddings if keep_cohort else None
+            dev = DevScores(scores["score"], labels, scores.get("score_asnorm"), kept)
         try:
-            _update_model_evaluation(
-                loaded.folder, report, embedder.options.score_basis, scores["score"], labels
-            )
+            record_evaluation(loaded.folder, report, embedder.options.score_basis, dev)
         except OutputError as error:
             # The evaluation itself is complete and written; a read-only model folder only
             # means verify will need --threshold.
@@ -252,11 +264,23 @@ def _evaluate_one(
     return report, scores["score"]
 
 
+def _has_train_split(root: Path) -> bool:
+    try:
+        split_keys(root, "train")
+    except DataError:
+        logger.warning("%s has no train split: no AS-norm cohort is kept", root)
+        return False
+    return True
+
+
 def _score(
     embedder: CryPrint, root: Path, split: str, pairs: pd.DataFrame, staging: Path,
     as_norm_top_n: TopN | None, progress: bool,
-) -> tuple[dict[str, np.ndarray], RecordingEmbeddings, dict[str, Any] | None]:  # fmt: skip
-    """Cosine (and AS-norm) scores of the pairs; the embeddings also saved in the output
+) -> tuple[
+    dict[str, np.ndarray], RecordingEmbeddings, dict[str, Any] | None, RecordingEmbeddings | None
+]:  # fmt: skip
+    """Cosine (and AS-norm) scores of the pairs, the split's embeddings, the AS-norm settings
+    and the cohort's embeddings (the train split's); the embeddings also saved in the output
     folder."""
 
     def embed(which: str) -> RecordingEmbeddings:
@@ -267,7 +291,7 @@ def _score(
     embeddings = embed(split)
     scores = {"score": score_pairs(embeddings, pairs)}
     if as_norm_top_n is None:
-        return scores, embeddings, None
+        return scores, embeddings, None, None
     cohort = embed("train")
     top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
     scores["score_asnorm"] = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
@@ -277,7 +301,7 @@ def _score(
         "top_n": top_n,
         "top_n_requested": as_norm_top_n,
     }
-    return scores, embeddings, asnorm
+    return scores, embeddings, asnorm, cohort
 
 
 def _model_title_and_threshold(embedder: CryPrint, split: str) -> tuple[str, float | None]:
@@ -310,66 +334,3 @@ def _dev_warning(loaded: LoadedModel, split: str) -> str | None:
     if warning:
         logger.warning("%s: %s", loaded.source, warning)
     return warning
-
-
-def _split_summary(report: dict[str, Any]) -> dict[str, Any]:
-    keys = ("eer", "threshold", "min_dcf", "auc", "n_pairs", "n_target", "data", "warning")
-    summary = {key: report[key] for key in keys}
-    if report["asnorm"] is not None:
-        summary["asnorm"] = {
-            key: report["asnorm"][key] for key in ("eer", "min_dcf", "auc", "top_n", "cohort_size")
-        }
-    summary["evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    return summary
-
-
-def _update_model_evaluation(
-    model_folder: Path,
-    report: dict[str, Any],
-    basis: dict[str, Any],
-    scores: np.ndarray | None = None,
-    labels: np.ndarray | None = None,
-) -> Path:
-    """Record this split's metrics in the model folder's ``evaluation.json``. From the dev
-    split also the thresholds ``cryprint verify`` decides at, under ``thresholds`` by the name
-    ``--operating-point`` takes: ``eer`` (also kept as ``threshold``, the default) and, given
-    the raw cosine ``scores`` (float [n_pairs]) and ``labels`` (0/1 [n_pairs]), ``far1``
-    (false acceptance rate at most 1 %), each with the ``embedding`` it was measured on
-    (``basis``: :attr:`~cryprint.EmbeddingOptions.score_basis`, which verify checks).
-    Metrics of other weights (an older ``model_id``) are dropped."""
-    path = model_folder / EVALUATION_NAME
-    record: dict[str, Any] = {"model_id": report["model_id"], "splits": {}}
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as error:
-            logger.warning("%s: unreadable (%s); rewriting it", path, error)
-        else:
-            if isinstance(previous, dict) and previous.get("model_id") == report["model_id"]:
-                record = previous
-                record.setdefault("splits", {})
-    record["splits"][report["split"]] = _split_summary(report)
-    if report["split"] == "dev":
-        record["threshold"] = report["threshold"]
-        record["threshold_source"] = "EER threshold of the raw cosine scores on the dev pairs"
-        record["thresholds"] = {
-            "eer": {
-                "threshold": report["threshold"],
-                "source": record["threshold_source"],
-                "embedding": basis,
-            }
-        }
-        if scores is not None and labels is not None:
-            reached = threshold_at_false_accept_rate(scores, labels, FAR_TARGET)
-            finite = bool(np.isfinite(reached.threshold))
-            record["thresholds"]["far1"] = {
-                "threshold": reached.threshold if finite else None,
-                "source": (
-                    f"lowest threshold accepting at most {100 * FAR_TARGET:g} % of the dev "
-                    "different-baby pairs (raw cosine scores)"
-                ),
-                "far": reached.far,
-                "frr": reached.frr,
-                "embedding": basis,
-            }
-    return atomic_write_text(path, to_json(record))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cryprint.errors import FIELD, DataError
-from cryprint.inference.splits import RecordingEmbeddings
+from cryprint.inference.embedding_file import RecordingEmbeddings
 from cryprint.scoring import as_norm_pairs, cosine_pairs
 
 # AS-norm cohort size used when none is given: the usual choice in speaker verification

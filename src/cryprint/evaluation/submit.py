@@ -19,7 +19,7 @@ import pandas as pd
 from cryprint.data.layout import read_pairs, read_sample_submission
 from cryprint.errors import FIELD, ConfigError, DataError
 from cryprint.evaluation.fused import FIT_ON_DEV, StoredFusion, resolve_fusion, split_scores
-from cryprint.evaluation.pairs import TopN, resolve_top_n, score_pairs, score_pairs_as_norm
+from cryprint.evaluation.pairs import TopN, pair_indices, resolve_top_n, score_pairs_as_norm
 from cryprint.inference.api import embedder_for
 from cryprint.inference.options import EmbeddingOptions
 from cryprint.inference.splits import embed_split
@@ -132,8 +132,10 @@ def write_submission(
         model: a model spec (folder, checkpoint, hub id) or a loaded model.
         root: a CryCeleb-layout data directory.
         out: the CSV to write (``id,score``).
-        as_norm_top_n: None for cosine scores; ``"auto"`` or an int for AS-norm scores against
-            the train split (see :func:`cryprint.evaluation.evaluate.evaluate`).
+        as_norm_top_n: None to score as the model does (raw cosine, or AS-norm against its
+            folder's cohort: :attr:`~cryprint.EmbeddingOptions.as_norm`); ``"auto"`` or an int
+            for AS-norm scores against this data's train split (see
+            :func:`cryprint.evaluation.evaluate.evaluate`).
         embedding: how recordings are embedded (:class:`~cryprint.EmbeddingOptions`;
             None: the defaults).
         progress: show progress.
@@ -146,9 +148,10 @@ def write_submission(
     sample, pairs = _checked_sample(root, out)
     embedder = embedder_for(model, embedding)
     embeddings = embed_split(embedder, root, "test", progress=progress)
-    top_n = None
     if as_norm_top_n is None:
-        scores = score_pairs(embeddings, pairs)
+        # As the model scores: raw cosine, or AS-norm against its own cohort where it helped.
+        scores = embedder.score_pairs(embeddings.embeddings, pair_indices(embeddings, pairs))
+        top_n = None if embedder.cohort is None else embedder.cohort.top_n
     else:
         cohort = embed_split(embedder, root, "train", progress=progress)
         top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))

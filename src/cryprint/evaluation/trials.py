@@ -45,7 +45,6 @@ from cryprint.io import (
     staging_folder,
 )
 from cryprint.models.folder import ModelSpec
-from cryprint.scoring import cosine_pairs
 
 TRIALS_COLUMNS = ("enrolment", "test")
 # The American spelling (WeSpeaker's, and cryprint 0.1's): read as ``enrolment``.
@@ -147,7 +146,7 @@ def score_trials(
     index = {recording: row for row, recording in enumerate(recordings)}
     pairs = zip(table["enrolment_path"], table["test_path"], strict=True)
     sides = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.int64)
-    scores = {"score": cosine_pairs(embeddings, embeddings, sides)}
+    scores = {"score": embedder.score_pairs(embeddings, sides)}  # cosine, or AS-norm
     labels = table["label"].to_numpy() if "label" in table.columns else None
     identity = {
         "model": Path(embedder.source).name or embedder.source,
@@ -157,7 +156,8 @@ def score_trials(
     }
     report = new_report(
         identity, trials.name, {"trials": str(trials.resolve())}, len(table), labels,
-        len(recordings), embedded=embedder.embedded_as, p_targets=p_targets,
+        len(recordings), score=embedder.scoring, embedded=embedder.embedded_as,
+        p_targets=p_targets,
     )  # fmt: skip
     report.update(metrics_or_none(scores["score"], labels, p_targets))
     with folder_lock(folder, "cryprint score"), staging_folder(folder) as staging:

@@ -24,12 +24,13 @@ from numpy.typing import NDArray
 from cryprint.data.activity import trim_to_cry
 from cryprint.data.inputs import check_recording, read_recording, recording_files
 from cryprint.errors import AudioError
+from cryprint.inference.cohort import model_cohort
 from cryprint.inference.engines import make_engine
 from cryprint.inference.operating_point import operating_point
 from cryprint.inference.options import EmbeddingOptions, describe_basis
 from cryprint.inference.store import EmbeddingStore, audio_key, open_store
 from cryprint.progress import Progress
-from cryprint.scoring import cosine_matrix
+from cryprint.scoring import as_norm_matrix, as_norm_pairs, cosine_matrix, cosine_pairs
 from cryprint.scoring.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -67,10 +68,14 @@ class CryPrint:
             default: a cry padded with 5 s of silence then embeds as the cry (cosine 0.997 at
             worst on the demo corpus, 0.06 on average untrimmed), at no cost to dev EER
             (benchmarks/bench_activity.py).
+        as_norm: score with adaptive s-norm against the model folder's cohort
+            (:mod:`cryprint.inference.cohort`): None (default) exactly when it lowered the
+            model's dev minDCF, True to require it, False for raw cosine scores.
 
     Raises:
-        ModelError, HubError: the model cannot be loaded. ConfigError: no such device, an
-            unknown backend or precision, or a bad number of TTA views.
+        ModelError, HubError: the model cannot be loaded, or its cohort is of other weights.
+        ConfigError: no such device, an unknown backend or precision, a bad number of TTA
+            views, or ``as_norm=True`` for a model without a cohort.
     """
 
     def __init__(
@@ -83,12 +88,15 @@ class CryPrint:
         trim: bool = True,
         backend: str = "auto",
         precision: str = "auto",
+        as_norm: bool | None = None,
     ) -> None:
-        self.options = EmbeddingOptions(device, backend, precision, tta, trim)
+        self.options = EmbeddingOptions(device, backend, precision, tta, trim, as_norm)
         self.engine = make_engine(model, self.options)
         self.backend = "onnx" if hasattr(self.engine, "runtime") else "torch"
         self.loaded = self.engine.loaded  # what thresholds and calibrations belong to
         self.model_id = self.engine.model_id
+        # The model's AS-norm cohort when its scores are normalised (cryprint.inference.cohort).
+        self.cohort = model_cohort(self.loaded, self.model_id, self.options.score_basis, as_norm)
         self.store = open_store(store)
         self.computed = 0  # recordings embedded by the model (not found in the store)
 
@@ -99,6 +107,22 @@ class CryPrint:
     @property
     def trim(self) -> bool:
         return self.options.trim
+
+    @property
+    def as_norm(self) -> bool:
+        """Whether scores are AS-norm scores (against :attr:`cohort`), not raw cosines."""
+        return self.cohort is not None
+
+    @property
+    def score_basis(self) -> dict[str, Any]:
+        """What a stored threshold or calibration must have been measured on to apply to this
+        embedder's scores: the TTA views, trimming and whether scores are normalised."""
+        return {**self.options.score_basis, "as_norm": self.as_norm}
+
+    @property
+    def scoring(self) -> str:
+        """How scores are made, in words: ``cosine`` or ``AS-norm (top 100 of ...)``."""
+        return "cosine" if self.cohort is None else self.cohort.describe()
 
     @property
     def scoring_key(self) -> str:
@@ -216,9 +240,25 @@ class CryPrint:
         return fresh
 
     def score(self, a: Audio, b: Audio) -> float:
-        """Cosine similarity of two recordings' embeddings, in [-1, 1]."""
+        """The score of two recordings: the cosine similarity of their embeddings, in [-1, 1],
+        or its AS-norm when this model's scores are normalised (:attr:`scoring`)."""
         embeddings = self.embed_many([a, b])
-        return float(cosine_matrix(embeddings[:1], embeddings[1:])[0, 0])
+        return float(self.score_pairs(embeddings, np.array([[0, 1]]))[0])
+
+    def score_pairs(self, embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """Scores of trials among embeddings [n, dim]: ``pairs`` int [n_pairs, 2] of row
+        indices → float64 [n_pairs] (cosine, or AS-norm against the cohort)."""
+        if self.cohort is None:
+            return cosine_pairs(embeddings, embeddings, pairs)
+        cohort = self.cohort
+        return as_norm_pairs(embeddings, embeddings, cohort.embeddings, pairs, cohort.top_n)
+
+    def score_matrix(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Scores of every row of ``left`` [n, dim] against every row of ``right`` [m, dim]:
+        float64 [n, m] (cosine, or AS-norm against the cohort)."""
+        if self.cohort is None:
+            return cosine_matrix(left, right)
+        return as_norm_matrix(left, right, self.cohort.embeddings, self.cohort.top_n)
 
     def verify(
         self,
@@ -243,7 +283,7 @@ class CryPrint:
             prior=prior,
             point=point,
             inconclusive=inconclusive,
-            basis=self.options.score_basis,
+            basis=self.score_basis,
         )
         return chosen.decide(self.score(a, b))
 

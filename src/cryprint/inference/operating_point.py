@@ -31,14 +31,22 @@ if TYPE_CHECKING:  # loading models imports torch; the ONNX path verifies withou
 
 logger = logging.getLogger(__name__)
 
+# Where evaluation.json keeps the thresholds of raw cosine scores and of AS-norm scores.
+THRESHOLD_KEYS = {False: "thresholds", True: "asnorm_thresholds"}
 # The advice that ends many refusals: a threshold given outright needs nothing stored.
 _PASS_THRESHOLD = {"threshold": FIELD}
+_THRESHOLD_ADVICE = (
+    "run `cryprint evaluate --model FOLDER --data DIR --split dev` first (it stores the dev "
+    "thresholds in the model folder), or pass {threshold}"
+)
 _CALIBRATE_ADVICE = "re-run `cryprint calibrate --model FOLDER --data DIR`"
 
 __all__ = [
     "STORED_POINTS",
+    "THRESHOLD_KEYS",
     "OperatingPoint",
     "Verdict",
+    "evaluation_record",
     "load_calibration",
     "model_calibration",
     "operating_point",
@@ -85,13 +93,16 @@ def stored_threshold(
     """
     if point not in STORED_POINTS:
         raise ConfigError(f"unknown operating point {point!r}; choose from {sorted(STORED_POINTS)}")
-    record, path, advice = _evaluation_record(model, model_id)
-    entry = record.get("thresholds", {}).get(point)
-    if entry is None and point == "eer" and "threshold" in record:
+    record, path = evaluation_record(model, model_id)
+    normalised = bool(basis and basis.get("as_norm"))
+    entry = record.get(THRESHOLD_KEYS[normalised], {}).get(point)
+    if entry is None and point == "eer" and "threshold" in record and not normalised:
         entry = {"threshold": record["threshold"]}  # written before "thresholds" existed
     if not isinstance(entry, dict) or "threshold" not in entry:
+        scores = "AS-norm scores" if normalised else "raw cosine scores"
         raise ConfigError(
-            f"{path} holds no {STORED_POINTS[point]}: {advice}", fields=_PASS_THRESHOLD
+            f"{path} holds no {STORED_POINTS[point]} of {scores}: {_THRESHOLD_ADVICE}",
+            fields=_PASS_THRESHOLD,
         )
     threshold = entry["threshold"]
     if threshold is None:
@@ -111,39 +122,44 @@ def stored_threshold(
     return float(threshold), f"{STORED_POINTS[point]} from {path}"
 
 
-def _evaluation_record(model: ModelRef, model_id: str | None) -> tuple[dict[str, Any], Path, str]:
-    """The model folder's evaluation.json, checked to be of these weights; its path; advice."""
-    advice = (
-        "run `cryprint evaluate --model FOLDER --data DIR --split dev` first (it stores the dev "
-        "thresholds in the model folder), or pass {threshold}"
-    )
+def evaluation_record(model: ModelRef, model_id: str | None) -> tuple[dict[str, Any], Path]:
+    """The model folder's ``evaluation.json``, checked to be of these weights, and its path.
+
+    Raises:
+        ConfigError: no local model folder, or no evaluation.json in it.
+        ModelError: unreadable, not an evaluation record, or of other weights.
+    """
     if model.folder is None or model.kind != "folder":
         raise ConfigError(
-            f"{model.source} is not a local model folder, so it has no stored threshold: {advice}",
+            f"{model.source} is not a local model folder, so it has no stored threshold: "
+            f"{_THRESHOLD_ADVICE}",
             fields=_PASS_THRESHOLD,
         )
     path = model.folder / EVALUATION_NAME
     if not path.is_file():
         raise ConfigError(
-            f"no threshold known for {model.folder} (no {EVALUATION_NAME}): {advice}",
+            f"no threshold known for {model.folder} (no {EVALUATION_NAME}): {_THRESHOLD_ADVICE}",
             fields=_PASS_THRESHOLD,
         )
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise ModelError(
-            f"{path}: unreadable ({error}); {advice}", fields=_PASS_THRESHOLD
+            f"{path}: unreadable ({error}); {_THRESHOLD_ADVICE}", fields=_PASS_THRESHOLD
         ) from error
     if not isinstance(record, dict) or not ({"threshold", "thresholds"} & set(record)):
-        raise ConfigError(f"{path} holds no dev threshold: {advice}", fields=_PASS_THRESHOLD)
+        raise ConfigError(
+            f"{path} holds no dev threshold: {_THRESHOLD_ADVICE}", fields=_PASS_THRESHOLD
+        )
     if record.get("model_id") != (model_id or _identity(model)):
         raise ModelError(
-            f"{path} was computed for other weights (the model changed since): {advice}",
+            f"{path} was computed for other weights (the model changed since): {_THRESHOLD_ADVICE}",
             fields=_PASS_THRESHOLD,
         )
-    if not isinstance(record.get("thresholds", {}), dict):
-        raise ModelError(f"{path}: 'thresholds' must be an object")
-    return record, path, advice
+    for key in THRESHOLD_KEYS.values():
+        if not isinstance(record.get(key, {}), dict):
+            raise ModelError(f"{path}: '{key}' must be an object")
+    return record, path
 
 
 def model_calibration(

@@ -21,14 +21,14 @@ from typing import TypeVar
 import numpy as np
 
 from cryprint.errors import FIELD, ConfigError, DataError, OutputError
-from cryprint.inference.splits import (
+from cryprint.inference.embedding_file import (
     RecordingEmbeddings,
     check_replaceable_embeddings,
     how_embedded,
     load_embeddings,
     save_embeddings,
-    split_keys,
 )
+from cryprint.inference.splits import split_keys
 from cryprint.inference.store import EmbeddingStore, open_store
 
 Item = TypeVar("Item")

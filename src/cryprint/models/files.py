@@ -15,6 +15,8 @@ INFO_NAME = "cryprint.json"
 # Written into a model folder by `cryprint evaluate --split dev` and `cryprint calibrate`.
 EVALUATION_NAME = "evaluation.json"
 CALIBRATION_NAME = "calibration.json"
+# Written by `cryprint evaluate --split dev`: the AS-norm cohort (train-split embeddings).
+COHORT_NAME = "cohort.npz"
 
 
 @dataclass
