@@ -26,7 +26,7 @@ from cryprint.models.folder import save_model_folder
 from cryprint.scoring.ranking import baby_centroids
 from cryprint.ward.enrol import enrol
 from cryprint.ward.gallery import Gallery, check_baby_id
-from cryprint.ward.identify import identify
+from cryprint.ward.identify import WardQuestion, identify
 
 MODEL_A = "a" * 64
 MODEL_B = "b" * 64
@@ -142,9 +142,10 @@ def test_enrolled_recordings_identify_their_own_baby(
         assert (result.added, result.n_enrolments) == (1, 1)
     top1 = top5 = 0
     for baby_id in babies:
-        itself = identify(embedder, gallery_path, _recording(small_corpus, baby_id, "B"), 0.5)
+        at_half = WardQuestion(threshold=0.5)
+        itself = identify(embedder, gallery_path, _recording(small_corpus, baby_id, "B"), at_half)
         assert itself.best.baby_id == baby_id and itself.best.score > 0.9999
-        later = identify(embedder, gallery_path, _recording(small_corpus, baby_id, "D"), 0.5)
+        later = identify(embedder, gallery_path, _recording(small_corpus, baby_id, "D"), at_half)
         ranked = [candidate.baby_id for candidate in later.candidates]
         top1 += ranked[0] == baby_id
         top5 += baby_id in ranked
@@ -218,14 +219,18 @@ def test_bf16_and_fp32_share_a_gallery_and_older_galleries_still_open(
     gallery = tmp_path / "ward.db"
     bf16 = EmbeddingOptions(precision="bf16")
     enrol(model_folder, gallery, "x", [cry], embedding=bf16)
-    found = identify(model_folder, gallery, cry, 0.5, embedding=EmbeddingOptions(precision="fp32"))
+    at_half = WardQuestion(threshold=0.5)
+    found = identify(
+        model_folder, gallery, cry, at_half, embedding=EmbeddingOptions(precision="fp32")
+    )
     assert found.best.baby_id == "x" and found.best.score > 0.999
     older = tmp_path / "older.db"
     loaded = CryPrint(model_folder, store=False)
     with Gallery.create_or_open(older, loaded.model_id, loaded.embedding_dim) as g:
         g.enrol("x", [np.ones(loaded.embedding_dim)], ["x-0"])
         assert "scoring_key" not in g.meta
-    assert identify(model_folder, older, cry, 0.5, embedding=EmbeddingOptions(tta=2)).n_babies == 1
+    tta2 = EmbeddingOptions(tta=2)
+    assert identify(model_folder, older, cry, at_half, embedding=tta2).n_babies == 1
 
 
 def _sqlite_without_meta(path: Path) -> None:
@@ -397,15 +402,20 @@ def test_cli_enroll_identify_list_remove(
     ]
     assert listed["model_id"] == CryPrint(model_folder, store=False).model_id
     query = ["identify", "--gallery", gallery, *model, second_b]
-    assert main([*query, "--threshold", "0.5"]) == 0
-    out = capsys.readouterr().out
-    assert "most likely: cot 2 (score 1.0000 ≥ threshold 0.5000, given)" in out
+    assert main([*query, "--threshold", "0.5"]) == 0  # the tiny model: both babies reach it
+    assert capsys.readouterr().out.startswith("review: more than one baby is likely: cot 2, cot 1")
+    assert main([*query, "--threshold", "0.9999"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "most likely cot 2"  # no calibration: no probability
+    assert any(line.startswith("rule: a baby is named when its score reaches 0.9999 (given)")
+               for line in out)  # fmt: skip
+    assert any(line.startswith("probabilities: none: ") for line in out)
     assert main([*query, "--threshold", "1.5"]) == 0
-    assert "none of these 2 babies (best score 1.0000 < threshold 1.5000" in capsys.readouterr().out
-    assert main([*query, "--threshold", "0.5", "--json", "--top", "1"]) == 0
+    assert capsys.readouterr().out.startswith("none of these babies\n")
+    assert main([*query, "--threshold", "0.9999", "--json", "--top", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["best"] == "cot 2" and len(result["candidates"]) == 1
-    assert main(query) == ConfigError.exit_code  # no --threshold, none stored: refused
+    assert main(query) == ConfigError.exit_code  # no rule given, nothing stored: refused
     assert "pass --threshold" in capsys.readouterr().err
     assert main(["gallery", "remove", "--gallery", gallery, "--baby", "cot 2"]) == 0
     assert "removed baby cot 2 and its 1 enrolment(s)" in capsys.readouterr().out

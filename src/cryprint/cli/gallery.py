@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from cryprint.cli.common import (
@@ -11,6 +12,8 @@ from cryprint.cli.common import (
     embedding_options,
     print_json,
 )
+from cryprint.inference.operating_point import STORED_POINTS
+from cryprint.scoring.open_set import DEFAULT_ENROLLED_PRIOR, WardRule
 
 GALLERY_HELP = "the gallery: one SQLite file (created by the first enroll)"
 
@@ -36,30 +39,26 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from cryprint.ward.identify import identify
+    from cryprint.ward.identify import WardQuestion, identify
 
+    question = WardQuestion(
+        threshold=args.threshold,
+        max_false_alarm=args.max_false_alarm,
+        point=args.operating_point,
+        prior=args.prior,
+        enrolled_prior=args.enrolled_prior,
+        baby_priors=dict(args.baby_prior or []),
+        rule=WardRule(args.min_probability, args.review_level),
+        top=args.top,
+    )
     result = identify(
-        args.model,
-        args.gallery,
-        args.cry,
-        args.threshold,
-        args.top,
-        embedding=embedding_options(args),
+        args.model, args.gallery, args.cry, question, embedding=embedding_options(args)
     )
     if args.json:
         print_json(result.to_dict())
         return 0
-    print(f"{'rank':>4}  {'baby':<20} {'score':>8}  enrolments")
-    for rank, candidate in enumerate(result.candidates, start=1):
-        print(
-            f"{rank:>4}  {candidate.baby_id:<20} {candidate.score:>8.4f}  {candidate.n_enrolments}"
-        )
-    best = result.best
-    point = f"threshold {result.threshold:.4f}, {result.threshold_source}"
-    if result.none_of_these:
-        print(f"none of these {result.n_babies} babies (best score {best.score:.4f} < {point})")
-    else:
-        print(f"most likely: {best.baby_id} (score {best.score:.4f} ≥ {point})")
+    for line in result.explain():
+        print(line)
     return 0
 
 
@@ -68,10 +67,17 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
     with Gallery.open(args.gallery) as gallery:
         babies = gallery.babies()
+        records = gallery.enrolment_records()
         meta = gallery.meta
+    enrolled: dict[str, list] = {}
+    for record in records:
+        enrolled.setdefault(record.baby_id, []).append(record)
     if args.json:
         payload = {"gallery": str(args.gallery), **meta}
-        payload["babies"] = [baby._asdict() for baby in babies]
+        payload["babies"] = [
+            {**baby._asdict(), "enrolments": [r._asdict() for r in enrolled.get(baby.baby_id, [])]}
+            for baby in babies
+        ]
         print_json(payload)
         return 0
     made_with = meta.get("model_source") or "unknown source"
@@ -82,6 +88,8 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
     )
     for baby in babies:
         print(f"{baby.baby_id:<20} {baby.n_enrolments:>4} enrolment(s)  since {baby.created}")
+        for record in enrolled.get(baby.baby_id, []):
+            print(f"    {record.created}  {record.source}")
     return 0
 
 
@@ -100,6 +108,53 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     add_embedding_options(parser)  # identify must embed cries as enroll embedded recordings
 
 
+def _baby_prior(text: str) -> tuple[str, float]:
+    baby, separator, weight = text.rpartition("=")
+    try:
+        value = float(weight)
+    except ValueError:
+        value = -1.0
+    if not separator or not baby or not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BABY=WEIGHT (a weight >= 0)")
+    return baby, value
+
+
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    """identify's rule: the probability rule's levels and prior, or one score rule."""
+    rule = WardRule()
+    parser.add_argument(
+        "--min-probability", type=float, default=rule.min_probability,
+        help="name a baby only at this probability or more",
+    )  # fmt: skip
+    parser.add_argument(
+        "--review-level", type=float, default=rule.review_level,
+        help="two babies at this probability or more: a close call to review, never a name",
+    )  # fmt: skip
+    parser.add_argument(
+        "--enrolled-prior", type=float, default=DEFAULT_ENROLLED_PRIOR,
+        help="P(the crying baby is enrolled) before listening; spread evenly over the babies",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baby-prior", action="append", type=_baby_prior, metavar="BABY=WEIGHT",
+        help="a baby's share of the enrolled prior, relative to 1 for the others (repeatable)",
+    )  # fmt: skip
+    score = parser.add_mutually_exclusive_group()
+    score.add_argument(
+        "--max-false-alarm", type=float, metavar="F",
+        help="decide by score: a baby not enrolled is named at most F of the time for this "
+        "gallery's size (from the dev different-baby scores)",
+    )  # fmt: skip
+    score.add_argument("--threshold", type=float, help="decide by score: named at score >= this")
+    score.add_argument(
+        "--operating-point", choices=sorted(STORED_POINTS),
+        help="decide by score at a threshold evaluate --split dev stored (as verify does)",
+    )  # fmt: skip
+    score.add_argument(
+        "--prior", type=float,
+        help="decide by score at the threshold where P(same baby) = 0.5 at this pairwise prior",
+    )  # fmt: skip
+
+
 def add_gallery(subparsers: argparse._SubParsersAction) -> None:
     enroll = subparsers.add_parser(
         "enroll",
@@ -114,17 +169,18 @@ def add_gallery(subparsers: argparse._SubParsersAction) -> None:
 
     identify = subparsers.add_parser(
         "identify",
-        help="which enrolled baby is crying? ranked candidates, or none of these",
+        help="which enrolled baby is crying? probabilities over the ward, or none of these",
+        description="Scores the cry against every enrolled baby. With the model's calibration "
+        "(cryprint calibrate) each baby and 'none of these' get a probability (they sum to 1) "
+        "and the answer is: the baby at --min-probability; 'review' when two babies reach "
+        "--review-level; else none of these when that is most probable; else uncertain. A "
+        "score rule decides instead with --max-false-alarm, --threshold, --operating-point or "
+        "--prior (without a calibration: --max-false-alarm 0.05).",
     )
     _add_model_options(identify)
     identify.add_argument("cry", type=Path, help="audio file or folder of segments")
     identify.add_argument("--top", type=int, default=5, help="candidates to show")
-    identify.add_argument(
-        "--threshold",
-        type=float,
-        help="accept the best baby when score >= this (default: the model folder's dev EER "
-        "threshold)",
-    )
+    _add_rule_options(identify)
     identify.add_argument("--json", action="store_true", help="print the result as JSON")
     identify.set_defaults(handler=cmd_identify)
 

@@ -16,6 +16,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cryprint.errors import FIELD, ConfigError, ModelError
 from cryprint.inference.options import check_score_basis
 from cryprint.io import atomic_write_text, read_json
@@ -51,6 +53,7 @@ __all__ = [
     "model_calibration",
     "operating_point",
     "save_calibration",
+    "stored_nontarget_scores",
     "stored_threshold",
 ]
 
@@ -120,6 +123,38 @@ def stored_threshold(
         "evaluate the dev split again with these options, or pass {threshold}",
     )
     return float(threshold), f"{STORED_POINTS[point]} from {path}"
+
+
+def stored_nontarget_scores(
+    model: ModelRef, model_id: str | None = None, basis: dict[str, Any] | None = None
+) -> tuple[np.ndarray, str]:
+    """The dev different-baby scores ``evaluate --split dev`` kept in the model folder, of the
+    kind ``basis`` makes (raw cosine or AS-norm), and where they came from.
+
+    Raises:
+        ConfigError: none stored (an older evaluation.json), or measured on scores made
+            otherwise than ``basis``. ModelError: evaluation.json unreadable or of other weights.
+    """
+    record, path = evaluation_record(model, model_id)
+    normalised = bool(basis and basis.get("as_norm"))
+    kind = "as_norm" if normalised else "cosine"
+    stored = record.get("nontarget_scores", {})
+    scores = stored.get(kind) if isinstance(stored, dict) else None
+    if not isinstance(scores, list) or not scores:
+        raise ConfigError(
+            f"{path} holds no dev different-baby scores ({kind}): re-run `cryprint evaluate "
+            "--model FOLDER --data DIR --split dev`, or pass {threshold}",
+            fields=_PASS_THRESHOLD,
+        )
+    measured_on = record.get(THRESHOLD_KEYS[normalised], {}).get("eer", {}).get("embedding")
+    check_score_basis(measured_on, basis, f"the dev scores in {path}", _THRESHOLD_ADVICE)
+    try:
+        values = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"{path}: nontarget_scores must be numbers") from error
+    if values.ndim != 1 or not np.all(np.isfinite(values)):
+        raise ModelError(f"{path}: nontarget_scores must be finite numbers")
+    return values, f"{len(values)} dev different-baby scores in {path}"
 
 
 def evaluation_record(model: ModelRef, model_id: str | None) -> tuple[dict[str, Any], Path]:

@@ -33,6 +33,7 @@ from cryprint.errors import FIELD, ConfigError, DataError
 
 __all__ = [
     "DEFAULT_ENROLLED_PRIOR",
+    "DEFAULT_MAX_FALSE_ALARM",
     "DEFAULT_MIN_PROBABILITY",
     "DEFAULT_REVIEW_LEVEL",
     "NAMED",
@@ -43,6 +44,7 @@ __all__ = [
     "WardAnswer",
     "WardRule",
     "decide",
+    "decide_at_threshold",
     "stranger_threshold",
     "ward_probabilities",
 ]
@@ -53,6 +55,8 @@ DEFAULT_ENROLLED_PRIOR = 0.9
 DEFAULT_MIN_PROBABILITY = 0.8
 # Two babies this likely or more: a close call, for a person to review.
 DEFAULT_REVIEW_LEVEL = 0.2
+# Without a calibration, a gallery's threshold lets a stranger be named at most this often.
+DEFAULT_MAX_FALSE_ALARM = 0.05
 
 NAMED = "named"
 NONE_OF_THESE = "none of these"
@@ -62,6 +66,8 @@ REVIEW = "review"
 # thin to trust (its share is off by 1/sqrt(count): 14 % here) and a normal fit to those
 # scores sets the threshold instead.
 _MIN_TAIL_SCORES = 50
+# Fewer dev different-baby scores than this pin down not even a normal fit.
+_MIN_SCORES = 10
 
 
 def _probability(value: float, name: str, low_open: bool = True) -> float:
@@ -147,16 +153,17 @@ class WardAnswer:
 
     kind: str
     baby: str | None
-    probability: float
-    leading: tuple[tuple[str, float], ...]
+    probability: float | None
+    leading: tuple[tuple[str, float | None], ...]
 
     def words(self) -> str:
-        """The answer as a nurse reads it first."""
+        """The answer as a nurse reads it first (probabilities to 2 decimals, when known)."""
+        chance = "" if self.probability is None else f", P = {self.probability:.2f}"
         if self.kind == NAMED:
-            return f"most likely {self.baby}, P = {self.probability:.2f}"
+            return f"most likely {self.baby}{chance}"
         if self.kind == NONE_OF_THESE:
-            return f"none of these babies, P = {self.probability:.2f}"
-        listed = ", ".join(f"{baby} {p:.2f}" for baby, p in self.leading)
+            return f"none of these babies{chance}"
+        listed = ", ".join(baby if p is None else f"{baby} {p:.2f}" for baby, p in self.leading)
         if self.kind == REVIEW:
             return f"review: more than one baby is likely: {listed}"
         return f"uncertain: {listed}"
@@ -200,6 +207,44 @@ def decide(
     return WardAnswer(UNCERTAIN, None, float(p[leader]), leading)
 
 
+def decide_at_threshold(
+    baby_ids: list[str],
+    scores: ArrayLike,
+    threshold: float,
+    p_babies: ArrayLike | None = None,
+    p_none: float | None = None,
+) -> WardAnswer:
+    """The answer of a score threshold: the one baby whose score reaches it is named; two or
+    more reaching it are a close call to review; none reaching it: none of these. With the
+    probabilities, the answer carries them (they do not decide).
+
+    Args:
+        baby_ids: [n_babies]. scores: float [n_babies]. threshold: a finite score.
+        p_babies: float [n_babies] and p_none: the ward's probabilities, or None.
+    """
+    if isinstance(threshold, bool) or not math.isfinite(threshold):
+        raise ConfigError(
+            f"{{threshold}} must be a finite number, got {threshold}", fields={"threshold": FIELD}
+        )
+    values = np.asarray(scores, dtype=np.float64)
+    if values.shape != (len(baby_ids),) or len(baby_ids) == 0:
+        raise DataError(f"{len(baby_ids)} babies but scores of shape {values.shape}")
+    chances = None if p_babies is None else np.asarray(p_babies, dtype=np.float64)
+    order = np.lexsort((np.asarray(baby_ids, dtype=str), -values))
+    passing = [int(i) for i in order if values[i] >= threshold]
+
+    def chance(i: int) -> float | None:
+        return None if chances is None else float(chances[i])
+
+    if len(passing) >= 2:
+        leading = tuple((baby_ids[i], chance(i)) for i in passing)
+        return WardAnswer(REVIEW, None, chance(passing[0]), leading)
+    if passing:
+        i = passing[0]
+        return WardAnswer(NAMED, baby_ids[i], chance(i), ((baby_ids[i], chance(i)),))
+    return WardAnswer(NONE_OF_THESE, None, p_none, ())
+
+
 @dataclass(frozen=True)
 class StrangerThreshold:
     """A score threshold for a gallery of ``n_babies``: a cry of a baby who is not enrolled has
@@ -233,7 +278,7 @@ def stranger_threshold(
     fit to them.
 
     Raises:
-        ConfigError: F outside (0, 1), or fewer than one baby. DataError: fewer than 50 finite
+        ConfigError: F outside (0, 1), or fewer than one baby. DataError: fewer than 10 finite
             different-baby scores.
     """
     rate = _probability(max_false_alarm, "max_false_alarm")
@@ -242,8 +287,8 @@ def stranger_threshold(
     if isinstance(n_babies, bool) or not isinstance(n_babies, int | np.integer) or n_babies < 1:
         raise ConfigError(f"a gallery needs at least one baby, got {n_babies!r}")
     scores = np.sort(np.asarray(nontarget_scores, dtype=np.float64))
-    if scores.ndim != 1 or len(scores) < _MIN_TAIL_SCORES or not np.all(np.isfinite(scores)):
-        raise DataError(f"need at least {_MIN_TAIL_SCORES} finite dev different-baby scores")
+    if scores.ndim != 1 or len(scores) < _MIN_SCORES or not np.all(np.isfinite(scores)):
+        raise DataError(f"need at least {_MIN_SCORES} finite dev different-baby scores")
     per_pair = -math.expm1(math.log1p(-rate) / n_babies)  # 1 − (1 − F)^(1/N), accurately
     allowed = math.floor(per_pair * len(scores))  # dev scores that may reach the threshold
     if allowed >= _MIN_TAIL_SCORES:

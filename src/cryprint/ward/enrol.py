@@ -80,5 +80,6 @@ def enrol(
         embedder.source,
         embedder.scoring_key,
         embedder.embedding_description,
+        embedder.as_norm,
     ) as gallery:
         return gallery.enrol(baby_id, vectors, sources, keys)

@@ -27,7 +27,7 @@ Example:
     >>> with Gallery.create_or_open("ward.db", model_id, 192) as gallery:  # doctest: +SKIP
     ...     gallery.enrol("0133", birth_embeddings, ["0133/B"])
     ...     gallery.identify(cry_embedding, threshold=0.45).best
-    Candidate(baby_id='0133', score=0.81, n_enrolments=1)
+    Candidate(baby_id='0133', score=0.81, n_enrolments=1, probability=None)
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike
 from cryprint import __version__
 from cryprint.errors import FIELD, ConfigError, DataError, ModelError, OutputError
 from cryprint.scoring import cosine_matrix
+from cryprint.scoring.open_set import decide_at_threshold
 from cryprint.scoring.ranking import Identification, baby_centroids, rank_candidates
 from cryprint.ward.gallery_file import (
     GALLERY_FORMAT,
@@ -60,6 +61,16 @@ if TYPE_CHECKING:
     from cryprint.inference.api import CryPrint
 
 MAX_BABY_ID_LENGTH = 64
+# How a gallery's meta table says whether its scores are AS-norm scores.
+_AS_NORM_WORDS = {True: "with AS-norm", False: "as raw cosines"}
+
+
+class EnrolmentRecord(NamedTuple):
+    """One enrolled recording: whose, what it was (its path) and when it was enrolled."""
+
+    baby_id: str
+    source: str
+    created: str
 
 
 class BabyRecord(NamedTuple):
@@ -134,9 +145,11 @@ class Gallery:
         dim: int | None = None,
         scoring_key: str | None = None,
         embedding: str = "",
+        as_norm: bool | None = None,
     ) -> Gallery:
-        """Open an existing gallery; with ``model_id`` (and ``dim``, ``scoring_key``), check
-        it holds that model's embeddings, made that way (``embedding``: the same in words).
+        """Open an existing gallery; with ``model_id`` (and ``dim``, ``scoring_key``,
+        ``as_norm``), check it holds that model's embeddings, made that way (``embedding``: the
+        same in words), scored that way (:meth:`check_model`).
 
         Raises:
             DataError: no such file, or not a cryprint gallery (the file is left unchanged).
@@ -151,7 +164,7 @@ class Gallery:
         try:
             gallery = cls(path, connection, read_meta(connection, path))
             if model_id is not None:
-                gallery.check_model(model_id, dim, scoring_key, embedding)
+                gallery.check_model(model_id, dim, scoring_key, embedding, as_norm)
         except BaseException:
             connection.close()
             raise
@@ -166,9 +179,11 @@ class Gallery:
         model_source: str = "",
         scoring_key: str | None = None,
         embedding: str = "",
+        as_norm: bool | None = None,
     ) -> Gallery:
         """Open the gallery at ``path`` for model ``model_id`` (embeddings float32 [dim], made
-        as ``scoring_key`` says), creating an empty one when there is no file there.
+        as ``scoring_key`` says, scored with AS-norm or not as ``as_norm`` says), creating an
+        empty one when there is no file there.
 
         Raises:
             DataError: a file there that is not a gallery. ModelError: another model's gallery.
@@ -182,11 +197,18 @@ class Gallery:
                 "dim": str(int(dim)),
                 "model_source": model_source,
                 **({"scoring_key": scoring_key, "embedding": embedding} if scoring_key else {}),
+                **({} if as_norm is None else {"as_norm": _AS_NORM_WORDS[as_norm]}),
                 "cryprint_version": __version__,
                 "created": utc_now(),
             }
             create(path, meta)
-        return cls.open(path, model_id, dim, scoring_key, embedding)
+        return cls.open(path, model_id, dim, scoring_key, embedding, as_norm)
+
+    @property
+    def as_norm(self) -> bool | None:
+        """Whether its scores are AS-norm scores (None: a gallery made before this was kept)."""
+        stored = self.meta.get("as_norm")
+        return None if stored is None else stored == _AS_NORM_WORDS[True]
 
     def check_model(
         self,
@@ -194,10 +216,11 @@ class Gallery:
         dim: int | None = None,
         scoring_key: str | None = None,
         embedding: str = "",
+        as_norm: bool | None = None,
     ) -> None:
         """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim]), and
-        ConfigError unless they were made as ``scoring_key`` says (when both it and the gallery
-        record one)."""
+        ConfigError unless they were made as ``scoring_key`` says and scored as ``as_norm``
+        says (when both it and the gallery record them)."""
         if model_id != self.model_id or (dim is not None and int(dim) != self.dim):
             made_with = self.meta.get("model_source") or "another model"
             raise ModelError(
@@ -215,6 +238,14 @@ class Gallery:
                 "enrolment's {backend}, {precision}, {tta} and {trim}, or enrol the babies "
                 "again into a new gallery",
                 fields=dict.fromkeys(("backend", "precision", "tta", "trim"), FIELD),
+            )
+        if as_norm is not None and self.as_norm is not None and as_norm != self.as_norm:
+            raise ConfigError(
+                f"{self.path} scores cries {_AS_NORM_WORDS[self.as_norm]}, but these would be "
+                f"scored {_AS_NORM_WORDS[as_norm]}: the ward's answers would change meaning — "
+                "score as the gallery does ({as_norm}), or enrol the babies again into a new "
+                "gallery",
+                fields={"as_norm": self.as_norm},
             )
 
     def close(self) -> None:
@@ -323,6 +354,13 @@ class Gallery:
         ).fetchall()
         return [BabyRecord(str(baby), int(count), str(created)) for baby, count, created in rows]
 
+    def enrolment_records(self) -> list[EnrolmentRecord]:
+        """Every enrolment's baby, source and time (ISO 8601, UTC), by baby then time."""
+        rows = self._connection.execute(
+            "SELECT baby_id, source, created FROM enrolments ORDER BY baby_id, id"
+        ).fetchall()
+        return [EnrolmentRecord(str(baby), str(source), str(at)) for baby, source, at in rows]
+
     def enrolments(self) -> tuple[list[str], np.ndarray]:
         """Every enrolment's baby id and embedding: float32 [n, dim], validated on read.
 
@@ -367,13 +405,10 @@ class Gallery:
         top: int = 5,
         threshold_source: str = "given",
     ) -> Identification:
-        """Rank the enrolled babies for one cry's embedding (float [dim]).
-
-        Each baby scores the cosine of the cry with its centroid (:func:`baby_centroids`); the
-        best is accepted when its score is >= ``threshold``, else ``none_of_these``. The
-        threshold is a one-to-one verification operating point: among N babies the chance that
-        some wrong baby passes it grows with N (``benchmarks/bench_identification.py``
-        measures this false-alarm rate).
+        """Rank the enrolled babies for one cry's embedding (float [dim]) by raw cosine, and
+        answer at a score threshold (:func:`~cryprint.scoring.open_set.decide_at_threshold`).
+        The full answer — AS-norm, probabilities, the ward's rule — is
+        :func:`cryprint.ward.identify.identify`'s.
 
         Raises:
             DataError: an empty gallery, a vector of the wrong shape, a damaged enrolment.
@@ -382,7 +417,10 @@ class Gallery:
         query = self._check_vectors(np.asarray(vector, dtype=np.float32)[None], "the cry's")
         babies, centroids, counts = self.centroids()
         scores = cosine_matrix(query, centroids)[0]
-        return rank_candidates(scores, babies, counts, threshold, threshold_source, top)
+        candidates = rank_candidates(scores, babies, counts, top)
+        answer = decide_at_threshold(babies, scores, threshold)
+        rule = f"named when its score reaches {threshold:.4f} ({threshold_source})"
+        return Identification(candidates, answer, len(babies), rule, threshold, threshold_source)
 
     def centroids(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(baby ids, float64 [n_babies, dim] unit centroids, int [n_babies] enrolment counts).
@@ -404,4 +442,5 @@ def open_for(path: Path | str, embedder: CryPrint) -> Gallery:
         embedder.embedding_dim,
         embedder.scoring_key,
         embedder.embedding_description,
+        embedder.as_norm,
     )
