@@ -19,6 +19,7 @@ import torch
 
 from cryprint.data.info import format_summary, summarize
 from cryprint.data.synth import MARKER_NAME, generate_corpus
+from cryprint.evaluation.calibrate_model import calibrate_model
 from cryprint.evaluation.evaluate import evaluate
 from cryprint.evaluation.submit import write_submission
 from cryprint.inference.options import EmbeddingOptions
@@ -138,7 +139,8 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
     for split in ("dev", "test"):
         say(f"evaluating the untrained model on {split} ...")
         folder = settings.out / "evaluation" / "untrained" / split
-        [report] = evaluate([untrained], root, split, folder, embedding=embedding)
+        # No cohort for the untrained model: nothing will verify or identify with it.
+        [report] = evaluate([untrained], root, split, folder, embedding=embedding, cohort=False)
         results["before"][split] = {**report, "folder": str(folder)}
     say(
         f"training ({config.method}, ECAPA channels {config.channels}, {config.epochs} "
@@ -150,6 +152,10 @@ def run_demo(settings: DemoSettings, quiet: bool = False) -> dict[str, Any]:
         folder = settings.out / "evaluation" / settings.method / split
         [report] = evaluate([trained.best], root, split, folder, embedding=embedding)
         results["after"][split] = {**report, "folder": str(folder)}
+    # Ready for the ward: the dev evaluation kept the thresholds and the AS-norm cohort; the
+    # calibration gives verify and identify their probabilities.
+    say("calibrating the trained model on the dev pairs ...")
+    calibrate_model(trained.best, root, embedding=embedding)
     results["table"] = before_after_table(results, settings.method)
     results["seconds_per_epoch"] = sum(r["seconds"] for r in trained.history[1:]) / max(
         1, len(trained.history) - 1

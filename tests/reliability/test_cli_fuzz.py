@@ -47,6 +47,7 @@ OUTPUT_OPTIONS = {"--out", "--run", "--dest", "--gallery"}
 # Files commands may write into a model folder (evaluate, calibrate, model-card).
 MODEL_FOLDER_OUTPUTS = {
     "evaluation.json",
+    "cohort.npz",
     "calibration.json",
     "calibration_reliability.png",
     "README.md",

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import logsumexp
-from scipy.stats import norm
+from scipy.special import logsumexp, ndtri
 
 from cryprint.errors import FIELD, ConfigError, DataError
 
@@ -296,6 +295,7 @@ def stranger_threshold(
         threshold = float(np.nextafter(scores[len(scores) - allowed - 1], np.inf))
         method = "empirical quantile"
     else:
-        threshold = float(norm.isf(per_pair, loc=scores.mean(), scale=scores.std(ddof=1)))
+        # The normal's upper per_pair quantile: mean + std * z, z = -ndtri(per_pair).
+        threshold = float(scores.mean() - scores.std(ddof=1) * ndtri(per_pair))
         method = "normal fit"
     return StrangerThreshold(threshold, rate, int(n_babies), per_pair, method, len(scores))
