@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from common import machine_description, table
+from cryprint.data.layout import read_metadata
 from cryprint.errors import CryprintError
 from cryprint.inference.api import CryPrint
 from cryprint.inference.operating_point import (
@@ -216,10 +217,14 @@ def several_cries(args: argparse.Namespace, ward: Ward) -> list[list[str]]:
     baby's score against the others'."""
     from cryprint.scoring import compute_eer
 
+    rows = read_metadata(args.data)
+    usable = rows[(rows["split"] == args.split) & (rows["period"] == "B")]
+    usable = usable[usable["duration"] >= 0.5]  # a cry of its own (0.25 s at the least)
     segments = {
-        baby: sorted(Path(args.data).glob(f"audio/{args.split}/{baby}/B/*.wav"))
-        for baby in ward.criers
+        baby: [Path(args.data) / name for name in sorted(group["file_name"])]
+        for baby, group in usable.groupby("baby_id")
     }
+    segments = {baby: segments.get(baby, []) for baby in ward.criers}
     babies = [b for b in ward.criers if len(segments[b]) >= 3]
     vectors = {
         b: ward.embedder.embed_many([str(s) for s in segments[b][:3]], progress=False)
@@ -289,6 +294,14 @@ def main() -> None:
             for r in results.values()
         ]
         print(table(header, rows))
+        every = results[args.sizes.split(",")[-1]]
+        predicted, observed, counts = reliability_bins(
+            np.array(every["_stated"]), np.array(every["_right"]), n_bins=10
+        )
+        print(f"\nreliability, ward of {every['babies']} (unweighted): stated P of the leader")
+        bins = zip(predicted, observed, counts, strict=True)
+        rows = [[f"{p:.3f}", f"{o:.3f}", str(c)] for p, o, c in bins]
+        print(table(["stated P", "observed", "cries"], rows))
         print("\nseveral cries per baby (top-1 / EER of the true baby's score):")
         print(table(["B segments enrolled", "centroid", "best single", "mean score"], cries_rows))
         if args.out:

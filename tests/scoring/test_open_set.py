@@ -147,7 +147,7 @@ def test_the_stranger_threshold_holds_in_simulation(n_babies: int, max_false_ala
     noise = 3 * math.sqrt(max_false_alarm * (1 - max_false_alarm) / len(strangers))
     assert abs(named - max_false_alarm) <= noise + 0.002, (named, chosen)
     exact = _exact_false_alarm(chosen.threshold, n_babies, 0.1, 0.15)
-    assert exact == pytest.approx(max_false_alarm, rel=0.02), chosen
+    assert exact == pytest.approx(max_false_alarm, rel=0.05), chosen
 
 
 @pytest.mark.parametrize("n_babies", [10, 100, 1000])
@@ -156,7 +156,7 @@ def test_a_thin_tail_is_read_from_a_normal_fit(n_babies: int) -> None:
     fit puts the threshold where the true distribution has it."""
     rng = np.random.default_rng(7)
     chosen = stranger_threshold(rng.normal(0.1, 0.15, 1560), n_babies, 0.01)
-    assert chosen.method == "normal fit"
+    assert chosen.method == "normal fit of the upper tail"
     # The estimated tail lands within a factor of 3 of F: the error of a mean and a spread
     # estimated from 1,560 scores, magnified at 1e-5 per pair.
     exact = _exact_false_alarm(chosen.threshold, n_babies, 0.1, 0.15)
