@@ -3,6 +3,7 @@ one writer per folder (issue #10 items 1, 4-6, 13)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from cryprint.errors import OutputError
 from cryprint.io import (
+    OUTPUT_MANIFEST,
     atomic_write_text,
     check_replaceable_folder,
     folder_lock,
@@ -94,19 +96,52 @@ def test_a_symlink_is_followed_and_kept(tmp_path: Path) -> None:
 def test_a_folder_is_replaced_only_when_cryprint_marked_it(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / "report.json").write_text("{}")
-    (mine / "old.csv").write_text("old")
+    (mine / "report.json").write_text('{"cryprint_version": "0.1.0"}')  # a 0.1 evaluation
+    (mine / "scores.csv").write_text("old")
     check_replaceable_folder(mine, "report.json", "an evaluation")
     with staging_folder(mine) as staging:
         (staging / "report.json").write_text('{"new": 1}')
-        replace_folder(staging, mine)
-    assert sorted(p.name for p in mine.iterdir()) == ["report.json"]
+        replace_folder(staging, mine, "report.json")
+    assert sorted(p.name for p in mine.iterdir()) == [OUTPUT_MANIFEST, "report.json"]
+    check_replaceable_folder(mine, "report.json", "an evaluation")  # its own mark now
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("precious")
-    with pytest.raises(OutputError, match="was not written by cryprint"):
+    with pytest.raises(OutputError, match="holds what cryprint did not write"):
         check_replaceable_folder(theirs, "report.json", "an evaluation")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "theirs"]
+
+
+@pytest.mark.parametrize("report", ["{}", "not json", '{"cryprint_version": "0.1.0"}'])
+def test_a_folder_that_merely_holds_a_report_is_not_cryprints(tmp_path: Path, report: str) -> None:
+    """The reliability review's reproducer: `score --out proj` emptied a project folder that
+    held a report.json beside a thesis and a source tree."""
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "report.json").write_text(report)
+    (project / "thesis.txt").write_text("draft")
+    (project / "src" / "main.py").write_text("x")
+    with pytest.raises(OutputError, match=r"did not write as an evaluation \(.*src, thesis\.txt\)"):
+        check_replaceable_folder(project, "report.json", "an evaluation")
+    # A copied manifest does not help: it lists only what cryprint wrote.
+    (project / OUTPUT_MANIFEST).write_text(json.dumps({"files": ["report.json"]}))
+    with pytest.raises(OutputError, match="did not write"):
+        check_replaceable_folder(project, "report.json", "an evaluation")
+    assert (project / "thesis.txt").read_text() == "draft"
+
+
+def test_a_folder_that_gains_a_file_after_the_check_is_not_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with staging_folder(target) as staging:
+        (staging / "report.json").write_text("{}")
+        replace_folder(staging, target, "report.json")
+    check_replaceable_folder(target, "report.json", "an evaluation")
+    (target / "notes.txt").write_text("written meanwhile")
+    with pytest.raises(OutputError, match=r"notes\.txt"), staging_folder(target) as staging:
+        (staging / "report.json").write_text("{}")
+        replace_folder(staging, target, "report.json")
+    assert (target / "notes.txt").read_text() == "written meanwhile"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging or retired folder left
 
 
 def test_a_failed_staging_leaves_nothing_and_the_old_folder_whole(tmp_path: Path) -> None:

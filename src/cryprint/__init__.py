@@ -10,9 +10,15 @@ metrics, calibration, normalisation, ranking), ``inference`` (the API: embed, st
 ``packaging`` (exports, model card), and ``cli`` on top. See docs/architecture.md.
 """
 
+import os
+
 from cryprint import _moved
 
 __version__ = "0.2.0"
+
+# onnxruntime writes a device id and queues telemetry under ~/.cache/Microsoft as soon as it is
+# imported, unless this is set before: a tool for health data leaves no identifiers behind.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 _moved.install()  # the import paths of 0.1 keep working for one release (CHANGELOG.md)
 

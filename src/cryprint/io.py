@@ -30,9 +30,11 @@ import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import IO, Any
 
+from cryprint import __version__
 from cryprint.errors import CryprintError, OutputError
 
 _TEMPORARY_SUFFIX = ".tmp"
@@ -169,35 +171,90 @@ def staging_folder(target: Path | str) -> Iterator[Path]:
         raise
 
 
+# Written into every folder output as it is moved into place: what cryprint wrote there. A
+# folder is replaced only when it holds this mark and nothing else.
+OUTPUT_MANIFEST = ".cryprint-output.json"
+# What folder outputs of cryprint 0.1 (written before the manifest) held: such a folder, with its
+# marker, is still recognised when every entry matches one of these.
+_LEGACY_OUTPUTS = (
+    "report.json", "scores.csv", "*.png", "embeddings_*.npz", "fusion.json", "*.yaml",
+    "*.ckpt", "*.json", "README.md", "embedder.onnx", "cohort.npz",
+)  # fmt: skip
+
+
 def check_replaceable_folder(target: Path | str, marker: str, what: str) -> None:
-    """Refuse to replace ``target`` unless it is missing, empty, or holds ``marker`` (the file
-    cryprint writes into every ``what`` folder it makes).
+    """Refuse to replace ``target`` unless it is missing, empty, or a folder cryprint wrote as
+    ``what``: it holds cryprint's manifest (:data:`OUTPUT_MANIFEST`), which lists ``marker``,
+    and nothing that the manifest does not list (a folder of cryprint 0.1: ``marker`` and only
+    names its outputs had).
 
     Raises:
-        OutputError: naming the folder and what to do instead.
+        OutputError: naming the folder, what is in it that cryprint did not write, and what to
+            do instead.
     """
     target = Path(target)
     try:
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             raise OutputError(f"{target} exists and is not a folder; give a new folder's path")
-        if not target.exists() or not any(target.iterdir()) or (target / marker).is_file():
+        if not target.exists() or not any(target.iterdir()):
             return
+        unknown = _not_written_by_cryprint(target, marker)
     except OSError as error:
         raise output_error(target, error) from error
-    raise OutputError(
-        f"{target} is not empty and was not written by cryprint as {what} (no {marker}); "
-        "nothing was changed — choose a new or empty folder"
-    )
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:3]) + (" ..." if len(unknown) > 3 else "")
+        raise OutputError(
+            f"{target} holds what cryprint did not write as {what} ({shown}); nothing was "
+            "changed — choose a new or empty folder"
+        )
 
 
-def replace_folder(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``. An earlier ``target`` (checked beforehand with
-    :func:`check_replaceable_folder`) is set aside first and removed only once the new folder is
-    in place; if the swap fails, the earlier folder is put back."""
+def _not_written_by_cryprint(folder: Path, marker: str) -> set[str]:
+    """The entries of ``folder`` cryprint did not write there (all of them without a mark)."""
+    entries = {entry.name for entry in folder.iterdir()}
+    manifest = folder / OUTPUT_MANIFEST
+    if manifest.is_file() and not manifest.is_symlink():
+        try:
+            listed = json.loads(manifest.read_text(encoding="utf-8")).get("files")
+        except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+            listed = None
+        if isinstance(listed, list) and marker in listed:
+            return entries - set(map(str, listed)) - {OUTPUT_MANIFEST}
+        return entries
+    if marker not in entries or not _legacy_mark(folder / marker):
+        return entries
+    return {name for name in entries if not any(fnmatch(name, p) for p in _LEGACY_OUTPUTS)}
+
+
+def _legacy_mark(path: Path) -> bool:
+    """Whether a marker file of cryprint 0.1 is one: a JSON object cryprint signed."""
     try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(record, dict) and bool({"cryprint_version", "exported_with"} & set(record))
+
+
+def replace_folder(staging: Path, target: Path, marker: str = "") -> None:
+    """Move ``staging`` to ``target``, with cryprint's manifest of what it holds. An earlier
+    ``target`` (checked beforehand with :func:`check_replaceable_folder`; checked again here,
+    with ``marker``, when given) is set aside first and removed only once the new folder is in
+    place; if the swap fails, the earlier folder is put back.
+
+    Raises:
+        OutputError: the folder cannot be written, or ``target`` gained what cryprint did not
+            write since it was checked (then nothing is changed).
+    """
+    try:
+        names = sorted(entry.name for entry in staging.iterdir())
+        manifest = {"written_by": f"cryprint {__version__}", "files": names}
+        atomic_write_text(staging / OUTPUT_MANIFEST, json.dumps(manifest, indent=2) + "\n")
         if not target.exists():
             os.replace(staging, target)
             return
+        if marker and _not_written_by_cryprint(target, marker):
+            shutil.rmtree(staging, ignore_errors=True)
+            check_replaceable_folder(target, marker, "an output")  # raises, naming what is there
         retired = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
         os.replace(target, retired)
         try:

@@ -179,7 +179,7 @@ def test_evaluate_refuses_an_output_folder_it_did_not_write(
     out = tmp_path / "thesis"
     out.mkdir()
     (out / "chapter1.tex").write_text("precious")
-    with pytest.raises(OutputError, match="was not written by cryprint"):
+    with pytest.raises(OutputError, match="holds what cryprint did not write"):
         evaluate([model_folder], small_corpus, "dev", out)
     assert [path.name for path in out.iterdir()] == ["chapter1.tex"]
 

@@ -125,9 +125,77 @@ def test_a_damaged_or_mismatched_export_is_refused(tiny_export, tmp_path) -> Non
     with pytest.raises(ModelError, match="missing"):
         OnnxEmbedder(tmp_path)
     (tmp_path / ONNX_MODEL_NAME).write_bytes(b"not an onnx file")
+    with pytest.raises(ModelError, match="not the file this export wrote"):
+        OnnxEmbedder(tmp_path)
+    legacy = {key: value for key, value in spec.items() if key != "file_sha256"}  # 0.1 export
+    (tmp_path / ONNX_SPEC_NAME).write_text(json.dumps(legacy))
     with pytest.raises(ModelError, match="cannot load"):
         OnnxEmbedder(tmp_path)
+    (tmp_path / ONNX_SPEC_NAME).write_text(json.dumps(spec))
     (tmp_path / ONNX_MODEL_NAME).write_bytes((tiny_export / ONNX_MODEL_NAME).read_bytes())
     (tmp_path / ONNX_SPEC_NAME).write_text(json.dumps({**spec, "input": "audio"}))
     with pytest.raises(ModelError, match="expected input 'audio'"):
         OnnxEmbedder(tmp_path)
+
+
+def _constant_graph(path, dim: int, shape: tuple[int, int]) -> None:
+    """An ONNX file with the embedder's input and output names that ignores its input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor("value", TensorProto.FLOAT, shape, [0.5] * int(np.prod(shape)))
+    node = helper.make_node("Constant", [], ["embedding"], value=value)
+    graph = helper.make_graph(
+        [node],
+        "constant",
+        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, [1, "samples"])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, list(shape))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize(
+    ("rows", "refusal"), [(1, "same embedding for two different sounds"), (4, "output of shape")]
+)
+def test_a_file_that_cannot_tell_cries_apart_is_refused(
+    tiny_export, tmp_path, rows: int, refusal: str
+) -> None:
+    """The reliability review: an ONNX file that outputs a constant gave "same baby 1.0" for
+    every pair; one with a 2-d output ended in exit 70. Both are refused when loaded, whatever
+    onnx.json claims (here its hash is made to match)."""
+    import hashlib
+
+    spec = json.loads((tiny_export / ONNX_SPEC_NAME).read_text())
+    _constant_graph(
+        tmp_path / ONNX_MODEL_NAME, spec["embedding_dim"], (rows, spec["embedding_dim"])
+    )
+    forged = hashlib.sha256((tmp_path / ONNX_MODEL_NAME).read_bytes()).hexdigest()
+    (tmp_path / ONNX_SPEC_NAME).write_text(json.dumps({**spec, "file_sha256": forged}))
+    with pytest.raises(ModelError, match=refusal):
+        OnnxEmbedder(tmp_path)
+
+
+def test_embeddings_are_keyed_by_the_file_that_runs(tiny_export, tmp_path) -> None:
+    """A swapped embedder.onnx (another export's, with its onnx.json kept) is refused, and even
+    a consistent folder never stores its embeddings under the torch model's identity."""
+    import hashlib
+    import shutil
+
+    from cryprint.models.ecapa import CryEmbedder, ModelConfig
+    from cryprint.packaging.onnx_export import export_onnx
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    other = tmp_path / "other"
+    other.mkdir()
+    export_onnx(CryEmbedder(ModelConfig.small(16)).eval(), other)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(tiny_export, swapped)
+    shutil.copyfile(other / ONNX_MODEL_NAME, swapped / ONNX_MODEL_NAME)
+    with pytest.raises(ModelError, match="not the file this export wrote"):
+        OnnxEmbedder(swapped)
+    embedder = OnnxEmbedder(tiny_export)
+    data = (tiny_export / ONNX_MODEL_NAME).read_bytes()
+    assert embedder.embedding_id == "onnx:" + hashlib.sha256(data).hexdigest()
+    assert embedder.embedding_id != embedder.model_id

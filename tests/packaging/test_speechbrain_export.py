@@ -130,7 +130,7 @@ def test_export_refuses_unsafe_destinations(model_folder: Path, tmp_path: Path) 
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "thesis.tex").write_text("precious")
-    with pytest.raises(OutputError, match="not empty and was not written by cryprint"):
+    with pytest.raises(OutputError, match="holds what cryprint did not write"):
         export_model(model_folder, busy)
     assert (busy / "thesis.tex").read_text() == "precious"
 
@@ -142,7 +142,7 @@ def test_export_never_deletes_a_folder_it_did_not_write(model_folder: Path, tmp_
     recipe.mkdir()
     (recipe / "hyperparams.yaml").write_text("seed: 1\n")
     (recipe / "train.py").write_text("print('mine')\n")
-    with pytest.raises(OutputError, match="was not written by cryprint"):
+    with pytest.raises(OutputError, match="holds what cryprint did not write"):
         export_model(model_folder, recipe)
     assert sorted(p.name for p in recipe.iterdir()) == ["hyperparams.yaml", "train.py"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -248,7 +248,7 @@ def _evaluate_one(
             report["files"].update(write_figures(staging, report, scores, labels))
         report["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(staging / REPORT_NAME, to_json(report))
-        replace_folder(staging, folder)
+        replace_folder(staging, folder, REPORT_NAME)
     if recorded:
         assert loaded.folder is not None and labels is not None  # recorded says so
         dev = None

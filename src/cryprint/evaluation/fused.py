@@ -257,5 +257,5 @@ def write_fused_evaluation(
             report["files"].update(figures)
         report["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(staging / REPORT_NAME, to_json(report))
-        replace_folder(staging, folder)
+        replace_folder(staging, folder, REPORT_NAME)
     return report

@@ -127,12 +127,11 @@ class CryPrint:
     @property
     def scoring_key(self) -> str:
         """What two embeddings must share to be scored against each other (a gallery's
-        enrolments and a cry): the engine's embedding id (the weights; an int8 export has its
-        own), the TTA views and trimming. bf16 and fp32 arithmetic match — their embeddings'
-        cosine is >= 0.99995 (benchmarks/RESULTS.md) — so a gallery enrolled where
+        enrolments and a cry): the engine's scoring id (the weights; an int8 export has its
+        own), the TTA views and trimming. bf16, fp32 and an fp32 ONNX export match — their
+        embeddings' cosine is >= 0.9999 (benchmarks/RESULTS.md) — so a gallery enrolled where
         ``precision="auto"`` picks bf16 serves a machine where it picks fp32."""
-        engine_id = self.model_id if self.engine.arithmetic == "bf16" else self.engine.embedding_id
-        return engine_id + self._key_suffix
+        return self.engine.scoring_id + self._key_suffix
 
     @property
     def embedding_description(self) -> str:

@@ -44,6 +44,8 @@ class TorchEngine:
         # stored under their own id.
         self.arithmetic = "fp32" if self.autocast is None else "bf16"
         self.embedding_id = self.model_id + ("|bf16" if self.autocast is not None else "")
+        # What a gallery's embeddings must share to be compared (bf16 and fp32 do).
+        self.scoring_id = self.model_id
         self.embedding_dim = self.loaded.model.config.embedding_dim
 
     def embed(self, waveforms: list[np.ndarray], names: list[str], tta: int = 1) -> np.ndarray:
@@ -68,9 +70,12 @@ class OnnxEngine:
         folder = Path(folder)
         self.loaded = FolderRef(str(folder.resolve()), "folder", folder)
         self.model_id = self.runtime.model_id
-        # int8 embeddings differ from the source model's: stored under their own identity.
+        # Stored under the identity of the file that runs (its SHA-256), never another's.
         self.embedding_id = self.runtime.embedding_id
         self.arithmetic = "int8" if self.runtime.spec.int8 else "fp32"
+        # fp32 embeddings match the source model's (cosine >= 0.9999, checked at export), so a
+        # gallery enrolled with either serves both; int8 ones differ: their own.
+        self.scoring_id = self.runtime.embedding_id if self.runtime.spec.int8 else self.model_id
         self.embedding_dim = self.runtime.embedding_dim
 
     def embed(self, waveforms: list[np.ndarray], names: list[str], tta: int = 1) -> np.ndarray:

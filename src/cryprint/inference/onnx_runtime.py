@@ -14,6 +14,7 @@ a recording's embedding never depends on what else is embedded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import onnxruntime
 
 from cryprint.errors import AudioError, ModelError
-from cryprint.models.onnx_format import ONNX_MODEL_NAME, OnnxSpec
+from cryprint.models.onnx_format import ONNX_MODEL_NAME, ONNX_SPEC_NAME, OnnxSpec
 
 
 def available_cores() -> int:
@@ -63,9 +64,17 @@ class OnnxEmbedder:
         path = self.folder / ONNX_MODEL_NAME
         if not path.is_file():
             raise ModelError(f"{self.folder}: {ONNX_MODEL_NAME} is missing")
+        data = path.read_bytes()
+        # What runs is this file: its identity is its own bytes', never only what onnx.json says.
+        self.file_sha256 = hashlib.sha256(data).hexdigest()
+        if self.spec.file_sha256 and self.spec.file_sha256 != self.file_sha256:
+            raise ModelError(
+                f"{path} is not the file this export wrote (its SHA-256 differs from "
+                f"{ONNX_SPEC_NAME}'s): export the model again"
+            )
         try:
             self.session = onnxruntime.InferenceSession(
-                str(path), session_options(threads), providers=["CPUExecutionProvider"]
+                data, session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own exception types for bad files
             raise ModelError(f"{path}: onnxruntime cannot load it ({error})") from error
@@ -76,6 +85,20 @@ class OnnxEmbedder:
                 f"{path}: expected input {self.spec.input!r} and output {self.spec.output!r}, "
                 f"the file has {inputs} and {outputs}"
             )
+        self._check_probes(path)
+
+    def _check_probes(self, path: Path) -> None:
+        """Two different seeded probe sounds must give two finite embeddings of the spec's
+        size that differ: a file that outputs a constant, or the wrong shape, is refused."""
+        rng = np.random.default_rng(0)
+        probes = [(rng.standard_normal(8000) * 0.1).astype(np.float32) for _ in range(2)]
+        first, second = self.embed_waveforms(probes, ["probe 1", "probe 2"])
+        cosine = float(first @ second / (np.linalg.norm(first) * np.linalg.norm(second)))
+        if not np.isfinite(cosine) or cosine > 0.99999:
+            raise ModelError(
+                f"{path} gives the same embedding for two different sounds: it cannot "
+                "tell cries apart; export the model again"
+            )
 
     @property
     def model_id(self) -> str:
@@ -84,9 +107,9 @@ class OnnxEmbedder:
 
     @property
     def embedding_id(self) -> str:
-        """The identity of these embeddings (key stored embeddings by this): the source
-        model's for fp32, the int8 file's own for int8."""
-        return self.spec.embedding_id
+        """The identity of these embeddings, which stored embeddings are keyed by: the file
+        that runs (its SHA-256), so no other file's embeddings can be taken for its own."""
+        return f"onnx:{self.file_sha256}"
 
     @property
     def embedding_dim(self) -> int:
@@ -122,7 +145,7 @@ class OnnxEmbedder:
                     f"{name}: expected float32 [samples] at {self.spec.sample_rate} Hz, "
                     f"got shape {audio.shape}"
                 )
-            result[row] = self.session.run(None, {self.spec.input: audio[None, :]})[0][0]
+            result[row] = self._run(audio)
         bad = np.flatnonzero(~np.isfinite(result).all(axis=1))
         if len(bad):
             named = [names[i] if names is not None else f"#{i}" for i in bad[:5]]
@@ -131,6 +154,21 @@ class OnnxEmbedder:
                 f"({', '.join(named)}); its weights are broken"
             )
         return result
+
+    def _run(self, audio: np.ndarray) -> np.ndarray:
+        """One recording's embedding, checked to be float [1, embedding_dim]."""
+        try:
+            output = self.session.run(None, {self.spec.input: audio[None, :]})[0]
+        except Exception as error:  # onnxruntime's own types: a bad graph, out of memory...
+            message = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            raise ModelError(f"{self.folder / ONNX_MODEL_NAME} failed to run: {message}") from error
+        output = np.asarray(output)
+        if output.shape != (1, self.embedding_dim):
+            raise ModelError(
+                f"{self.folder / ONNX_MODEL_NAME} gives an output of shape {output.shape}, not "
+                f"[1, {self.embedding_dim}] as {ONNX_SPEC_NAME} says"
+            )
+        return output[0]
 
 
 __all__ = ["OnnxEmbedder", "available_cores", "session_options"]

@@ -29,9 +29,9 @@ class OnnxSpec:
     """What ``onnx.json`` says about ``embedder.onnx``.
 
     model_id: the source model's identity (:func:`cryprint.models.folder.model_identity`),
-    which its thresholds and calibration belong to. embedding_id: the identity of the
-    embeddings this file gives, for keying stored embeddings: the model_id for fp32 (its
-    embeddings equal the torch model's), the file's own sha256 for int8 (they differ).
+    which its thresholds and calibration belong to. embedding_id: what the export recorded as
+    its embeddings' identity (kept for reference; the runtime keys stored embeddings by the
+    file it actually runs, ``file_sha256``: the SHA-256 of embedder.onnx, checked on load).
     sample_rate, n_mels, embedding_dim: input rate in Hz, mel filters, output size. int8:
     whether the convolutions are quantised. opset: the ONNX opset. probe_cosine: cosine between
     this file's and the torch model's embedding of a probe recording, measured at export.
@@ -51,6 +51,8 @@ class OnnxSpec:
     input: str = INPUT_NAME
     output: str = OUTPUT_NAME
     format_version: int = ONNX_FORMAT_VERSION
+    # SHA-256 of the embedder.onnx written with this spec ("": an export of cryprint 0.1).
+    file_sha256: str = ""
 
     def to_json(self) -> str:
         described = {
@@ -86,7 +88,11 @@ class OnnxSpec:
                 f"{path}: format version {record.get('format_version')!r}, this cryprint reads "
                 f"{ONNX_FORMAT_VERSION}; export the model again"
             )
-        names = [field.name for field in fields(cls)]
+        names = [
+            field.name
+            for field in fields(cls)
+            if field.name in record or field.name != "file_sha256"
+        ]
         missing = [name for name in names if name not in record]
         if missing:
             raise ModelError(f"{path}: missing {', '.join(missing)}")
@@ -102,6 +108,8 @@ class OnnxSpec:
             raise ModelError(f"{path}: int8 must be true or false, got {values['int8']!r}")
         if values["front_end"] != "onnx":
             raise ModelError(f"{path}: unknown front_end {values['front_end']!r}")
+        if not isinstance(values.get("file_sha256", ""), str):
+            raise ModelError(f"{path}: file_sha256 must be a string")
         return cls(**values)
 
 

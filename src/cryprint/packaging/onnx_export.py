@@ -298,6 +298,7 @@ def export_onnx(
         int8=int8,
         opset=OPSET,
         probe_cosine=round(probe_cosine, 7),
+        file_sha256=hashlib.sha256(data).hexdigest(),
     )
     path = atomic_write_bytes(out_folder / ONNX_MODEL_NAME, data)
     atomic_write_text(out_folder / ONNX_SPEC_NAME, spec.to_json())

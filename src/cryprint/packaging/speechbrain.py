@@ -95,7 +95,7 @@ def export_model(
             atomic_write_text(staging / EXPORT_MARKER, json.dumps(info, indent=2) + "\n")
         except OSError as error:
             raise OutputError(f"{out_dir}: could not be written ({error})") from error
-        replace_folder(staging, out_dir)
+        replace_folder(staging, out_dir, EXPORT_MARKER)
     return out_dir
 
 
