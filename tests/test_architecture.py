@@ -23,6 +23,7 @@ FLOORS = {
     "_moved": 0,
     "io": 1,
     "progress": 1,
+    "threads": 1,
     "data": 2,
     "models": 3,
     "scoring": 4,

@@ -29,7 +29,9 @@ class TorchEngine:
     def __init__(self, model: Any, device: str = "cpu", precision: str = "auto") -> None:
         from cryprint.models.device import resolve_device, resolve_precision, with_weights_in
         from cryprint.models.folder import as_loaded, model_identity
+        from cryprint.threads import apply_to_torch
 
+        apply_to_torch()
         self.device = resolve_device(device)
         EmbeddingOptions(precision=precision)  # checked before the model loads
         self.loaded = as_loaded(model)

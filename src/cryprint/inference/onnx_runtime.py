@@ -15,7 +15,6 @@ a recording's embedding never depends on what else is embedded.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,22 +23,19 @@ import onnxruntime
 
 from cryprint.errors import AudioError, ModelError
 from cryprint.models.onnx_format import ONNX_MODEL_NAME, ONNX_SPEC_NAME, OnnxSpec
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system says, as a
-    container's CPU set does), else ``os.cpu_count()``."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+from cryprint.threads import available_cores, compute_threads, spinning
 
 
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Options for one embedder session: ``threads`` intra-op threads (default: the cores
-    available), one inter-op thread (the graph is a chain: nothing runs side by side), every
-    graph optimisation, sequential execution."""
+    """Options for one embedder session: ``threads`` intra-op threads (default:
+    :func:`cryprint.threads.compute_threads`), idle threads sleeping rather than spinning
+    (:mod:`cryprint.threads`), one inter-op thread (the graph is a chain: nothing runs side by
+    side), every graph optimisation, sequential execution."""
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or available_cores()
+    options.intra_op_num_threads = threads or compute_threads()
+    spin = "1" if spinning() else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL

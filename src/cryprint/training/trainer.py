@@ -35,6 +35,7 @@ from cryprint.memory import limit_heap_fragmentation
 from cryprint.models.device import resolve_device
 from cryprint.models.ecapa import CryEmbedder, ModelConfig
 from cryprint.models.folder import LoadedModel, load_model, load_weights, save_model_folder
+from cryprint.threads import apply_to_torch
 from cryprint.training import checkpoints
 from cryprint.training.config import TrainConfig
 from cryprint.training.distributed import Distributed, barrier, distributed_context
@@ -324,6 +325,8 @@ def train(
         raise ConfigError("both the data directory and the run folder must be given")
     limit_heap_fragmentation()  # a new crop length every batch: see cryprint.memory
     context = distributed_context()
+    if context.world_size == 1:  # under torchrun, its OMP_NUM_THREADS share the cores
+        apply_to_torch()
     device = resolve_device(config.device, context.local_rank)
     run = Path(config.run)
     # Refusals come at once, before the data is read (and again under the lock, where they count).
