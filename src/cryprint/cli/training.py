@@ -27,6 +27,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{100 * first['validation_eer']:.2f}% (initial) → {100 * last['validation_eer']:.2f}% "
         f"(last); best model in {result.best}"
     )
+    if result.still_learning:
+        print(result.still_learning)
     return 0
 
 

@@ -22,6 +22,8 @@ from cryprint.models import DEVICE_HELP
 from cryprint.training.augment_settings import PRESETS, canonical_block
 
 METHODS = ("triplet", "aam")
+# The learning-rate schedules (cryprint.training.schedule).
+SCHEDULES = ("plateau", "cosine", "exponential", "onecycle")
 SELECT_BY = ("loss", "eer")
 # What a run trains on besides the train split's babies: nothing, the dev split's birth (B)
 # recordings (as the 1st-place CryCeleb2023 system did), or all of the dev split. Never test.
@@ -34,6 +36,7 @@ CHOICES = {
     "select_by": SELECT_BY,
     "train_on": TRAIN_ON,
     "augment": AUGMENT_PRESETS,
+    "schedule": SCHEDULES,
 }
 
 
@@ -57,6 +60,10 @@ FIELD_HELP = {
     "margin": "triplet margin, on distances between unit vectors (0 to 2)",
     "aam_margin": "AAM-softmax additive angular margin, radians",
     "aam_scale": "AAM-softmax logit scale",
+    "schedule": "learning-rate schedule: plateau (halve on a validation-loss plateau), cosine or "
+    "exponential (warm-up, then decay to lr_floor by the last epoch), onecycle",
+    "warmup_epochs": "cosine/exponential: epochs of linear warm-up from a tenth of the rate",
+    "lr_floor": "cosine/exponential/onecycle: the last epoch's rate, a fraction of the peak",
     "plateau_factor": "learning-rate factor when the validation loss plateaus",
     "plateau_patience": "epochs without improvement before the learning rate drops",
     "keep_best": "checkpoints kept besides the latest",
@@ -99,6 +106,9 @@ class TrainConfig:
     margin: float = 1.0
     aam_margin: float = 0.2
     aam_scale: float = 30.0
+    schedule: str = "plateau"
+    warmup_epochs: int = 2
+    lr_floor: float = 0.01
     plateau_factor: float = 0.5
     plateau_patience: int = 8
     keep_best: int = 5
@@ -127,6 +137,9 @@ class TrainConfig:
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.select_by in SELECT_BY, f"select_by must be one of {', '.join(SELECT_BY)}"),
             (self.train_on in TRAIN_ON, f"train_on must be one of {', '.join(TRAIN_ON)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (0 <= self.warmup_epochs <= 100_000, "warmup_epochs must be in [0, 100000]"),
+            (0 < self.lr_floor <= 1, "lr_floor must be in (0, 1]"),
             (1 <= self.epochs <= 100_000, "epochs must be in [1, 100000]"),
             (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]"),
             (2 <= self.batch_babies <= 100_000, "batch_babies (P) must be in [2, 100000]"),

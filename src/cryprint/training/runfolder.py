@@ -90,20 +90,29 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def resumable_overrides(config: dict[str, Any]) -> tuple[str, ...]:
+    """What may change when this run resumes: :data:`RESUMABLE_OVERRIDES`, except ``epochs``
+    under a schedule planned over them (all but ``plateau``: the rate would jump)."""
+    if config.get("schedule", "plateau") == "plateau":
+        return RESUMABLE_OVERRIDES
+    return tuple(key for key in RESUMABLE_OVERRIDES if key != "epochs")
+
+
 def _differing_keys(current: dict[str, Any], saved: dict[str, Any]) -> list[str]:
     # "run" is where the folder is now: a run folder moved or copied elsewhere resumes there.
+    free = (*resumable_overrides(saved), "run")
     return [
         key
         for key, value in current.items()
-        if key not in (*RESUMABLE_OVERRIDES, "run") and key in saved and saved[key] != value
+        if key not in free and key in saved and saved[key] != value
     ]
 
 
-def _refuse_changes(changed: list[str], where: str) -> None:
+def _refuse_changes(changed: list[str], where: str, saved: dict[str, Any]) -> None:
     if changed:
         raise ConfigError(
             f"{{resume}}: options differ from {where} ({', '.join(changed)}); "
-            f"only {', '.join(RESUMABLE_OVERRIDES)} may change",
+            f"only {', '.join(resumable_overrides(saved))} may change",
             fields={"resume": FIELD},
         )
 
@@ -137,14 +146,17 @@ def check_new_or_resumed(config: TrainConfig, run: Path, resume: bool) -> None:
         return
     saved = saved_config(run)
     if saved is not None:
-        _refuse_changes(_differing_keys(config.to_dict(), saved.to_dict()), "the run's config.yaml")
+        previous = saved.to_dict()
+        _refuse_changes(
+            _differing_keys(config.to_dict(), previous), "the run's config.yaml", previous
+        )
 
 
 def check_same_run(config: TrainConfig, saved: Any, where: str) -> None:
     """Compare ``config`` with the config dict a checkpoint recorded (``where`` names it); a
     checkpoint without one is accepted as it is."""
     if isinstance(saved, dict):
-        _refuse_changes(_differing_keys(config.to_dict(), saved), where)
+        _refuse_changes(_differing_keys(config.to_dict(), saved), where, saved)
 
 
 def run_config(
@@ -180,7 +192,8 @@ def resume_config(run: Path, overrides: dict[str, Any]) -> TrainConfig:
         )
     given = {key: value for key, value in overrides.items() if value is not None}
     merged = make_config({**saved.to_dict(), **given, "run": str(run)})
-    _refuse_changes(_differing_keys(merged.to_dict(), saved.to_dict()), "the run's config.yaml")
+    previous = saved.to_dict()
+    _refuse_changes(_differing_keys(merged.to_dict(), previous), "the run's config.yaml", previous)
     return merged
 
 

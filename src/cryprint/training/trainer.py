@@ -40,6 +40,7 @@ from cryprint.training import checkpoints
 from cryprint.training.config import TrainConfig
 from cryprint.training.distributed import Distributed, barrier, distributed_context
 from cryprint.training.epoch import EpochMetrics, EpochTraining, train_one_epoch
+from cryprint.training.learning_curve import format_duration, seconds_left, still_learning
 from cryprint.training.objectives import (
     DistanceStats,
     ObjectiveOptions,
@@ -54,6 +55,7 @@ from cryprint.training.runfolder import (
     write_json,
     write_metrics,
 )
+from cryprint.training.schedule import Scheduler, build_scheduler, step_scheduler
 from cryprint.training.training_set import TrainingData, build_training_data, training_splits
 from cryprint.training.validation import (
     validation_eer,
@@ -86,6 +88,7 @@ class TrainResult:
     best: Path
     history: list[dict[str, Any]]
     model: CryEmbedder
+    still_learning: str | None = None  # the note when the curve was still falling at the end
 
 
 @dataclass
@@ -96,7 +99,7 @@ class TrainingState:
     module: TrainModule
     validation_objective: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scheduler: Scheduler
     history: list[dict[str, Any]] = field(default_factory=list)
     start_epoch: int = 1
 
@@ -112,7 +115,8 @@ class TrainingState:
 def build_model(
     config: TrainConfig, num_classes: int, device: torch.device, context: Distributed
 ) -> TrainingState:
-    """The initial embedder (seeded), the objective, the optimiser and the plateau scheduler."""
+    """The initial embedder (seeded), the objective, the optimiser and the learning-rate
+    schedule (:mod:`cryprint.training.schedule`)."""
     torch.manual_seed(config.seed)
     architecture = ModelConfig.small(config.channels) if config.channels else None
     loaded = load_model(config.init, architecture)
@@ -144,9 +148,7 @@ def build_model(
     )
     module = TrainModule(loaded.model, objective).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
-    )
+    scheduler = build_scheduler(optimizer, config)
     return TrainingState(loaded, module, validation_objective, optimizer, scheduler)
 
 
@@ -220,7 +222,7 @@ def _epoch_metrics(
 ) -> EpochMetrics:  # fmt: skip
     loss, eer = _validate(state, data, device)
     learning_rate = state.optimizer.param_groups[0]["lr"]
-    state.scheduler.step(loss)
+    step_scheduler(state.scheduler, loss)
     positive, negative = trained.positive_distance, trained.negative_distance
     return EpochMetrics(
         epoch, trained.loss, loss, eer, positive, negative, learning_rate,
@@ -229,10 +231,10 @@ def _epoch_metrics(
     )  # fmt: skip
 
 
-def _log_epoch(metrics: EpochMetrics, epochs: int) -> None:
+def _log_epoch(metrics: EpochMetrics, epochs: int, left: float | None) -> None:
     logger.info(
         "epoch %d/%d: train loss %.4f, validation loss %.4f, EER %.2f%%, distances +%.3f/-%.3f,"
-        " lr %.2g, %.1f s",
+        " lr %.2g, %.1f s%s",
         metrics.epoch,
         epochs,
         metrics.train_loss,
@@ -242,6 +244,7 @@ def _log_epoch(metrics: EpochMetrics, epochs: int) -> None:
         metrics.negative_distance,
         metrics.learning_rate,
         metrics.seconds,
+        f", about {format_duration(left)} left" if left and metrics.epoch < epochs else "",
     )
     if metrics.collapsed:
         logger.warning(
@@ -296,7 +299,7 @@ def _run_epochs(
         _sync_batchnorm_statistics(state, context)
         metrics = _epoch_metrics(state, data, device, epoch, training, started)
         state.history.append(metrics.to_row())
-        _log_epoch(metrics, config.epochs)
+        _log_epoch(metrics, config.epochs, seconds_left(state.history, config.epochs))
         if context.is_main:
             save_epoch(state, run, config, metrics)
         barrier(context)
@@ -404,7 +407,10 @@ def _train_locked(
             save_model_folder(
                 state.embedder, run / "best", _best_info(config, state.loaded.source, last)
             )
-    return TrainResult(run, run / "best", state.history, state.embedder)
+    note = still_learning(state.history)
+    if note and context.is_main:
+        logger.warning("%s", note)
+    return TrainResult(run, run / "best", state.history, state.embedder, note)
 
 
 def _write_run_description(
