@@ -208,7 +208,9 @@ def check_against_the_library(args: argparse.Namespace, ward: Ward, folder: Path
         ward.calibration.log_likelihood_ratio(ward.scores[row, columns]), DEFAULT_ENROLLED_PRIOR
     )
     expected = decide(list(names), p, p_none, WardRule())
-    assert result.answer == expected, (result.answer, expected)
+    # The same answer; the gallery scores against each baby's centroid: equal to 1e-9.
+    same = (result.answer.kind, result.answer.baby) == (expected.kind, expected.baby)
+    assert same and np.isclose(result.answer.probability, expected.probability), (result, expected)
 
 
 def several_cries(args: argparse.Namespace, ward: Ward) -> list[list[str]]:
