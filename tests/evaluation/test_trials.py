@@ -89,3 +89,66 @@ def test_cli_exit_codes(tmp_path: Path, model_folder: Path, capsys: pytest.Captu
     trials.write_text("enrolment,test\nmissing.wav,b.wav\n")
     assert main(["score", "--model", str(model_folder), "--trials", str(trials)]) == 4
     assert not (tmp_path / "trials-scores").exists()
+
+
+def _trials_folder(tmp_path: Path) -> Path:
+    """A trials folder with two recordings: a.wav and a folder b/ of two segments."""
+    folder = tmp_path / "trials"
+    (folder / "b").mkdir(parents=True)
+    for name in ("a.wav", "b/1.wav", "b/2.wav"):
+        (folder / name).write_bytes(b"RIFF")
+    return folder
+
+
+def test_a_linked_segment_leading_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    folder = _trials_folder(tmp_path)
+    secret = tmp_path / "outside" / "secret.wav"
+    secret.parent.mkdir()
+    secret.write_bytes(b"RIFF")
+    (folder / "b" / "3.wav").symlink_to(secret)
+    trials = folder / "trials.csv"
+    trials.write_text("enrolment,test,label\na.wav,a.wav,1\na.wav,b,0\n")
+    with pytest.raises(DataError, match=r"line 3: 'b' holds 3.wav, which leads outside"):
+        read_trials(trials)
+    (folder / "b" / "3.wav").unlink()
+    (folder / "b" / "3.wav").symlink_to(folder / "a.wav")  # a link inside the folder is fine
+    assert list(read_trials(trials)["label"]) == [1, 0]
+
+
+def test_the_same_trial_labelled_both_ways_is_refused(tmp_path: Path) -> None:
+    folder = _trials_folder(tmp_path)
+    trials = folder / "trials.csv"
+    trials.write_text("enrolment,test,label\na.wav,b,1\nb/1.wav,a.wav,0\n./a.wav,b/,0\n")
+    with pytest.raises(DataError, match=r"lines 2 and 4: .*labelled 1 and 0"):
+        read_trials(trials)
+    trials.write_text("enrolment,test,label\na.wav,b,1\nb,a.wav,0\n")  # the same pair turned
+    with pytest.raises(DataError, match=r"lines 2 and 3"):
+        read_trials(trials)
+    trials.write_text("enrolment,test,label\na.wav,b,1\na.wav,b,1\n")  # repeated, agreeing
+    assert len(read_trials(trials)) == 2
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "x.wav,a.wav,b,1\n",  # every row one field too many: pandas took x.wav as an index
+        "a.wav,b,1\nx.wav,a.wav,b,0\n",
+        "x.wav,a.wav,b,1\na.wav,b,1\n",
+        "a.wav,b,1,\n",
+    ],
+)
+def test_a_row_with_more_fields_than_the_header_is_refused(tmp_path: Path, rows: str) -> None:
+    folder = _trials_folder(tmp_path)
+    trials = folder / "trials.csv"
+    trials.write_text("enrolment,test,label\n" + rows)
+    line = 2 + rows.split("\n").index(next(r for r in rows.split("\n") if r.count(",") > 2))
+    with pytest.raises(DataError, match=rf"line {line}: .*4 fields.* 3 columns"):
+        read_trials(trials)
+
+
+def test_a_utf16_trials_file_is_refused(tmp_path: Path) -> None:
+    folder = _trials_folder(tmp_path)
+    trials = folder / "trials.csv"
+    trials.write_bytes("enrolment,test,label\na.wav,b,1\n".encode("utf-16"))
+    with pytest.raises(DataError, match="not a readable trials CSV"):
+        read_trials(trials)

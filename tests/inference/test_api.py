@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,99 @@ def test_trimming_makes_a_silence_padded_cry_embed_as_the_cry(
         cosine_matrix(untrimmed[:1], untrimmed[1:])[0, 0]
         < cosine_matrix(trimmed[:1], trimmed[1:])[0, 0]
     )
+
+
+def test_a_waveform_longer_than_a_file_may_be_is_refused(make_model) -> None:
+    from cryprint.data.audio import MAX_SECONDS, SAMPLE_RATE
+
+    embedder = cryprint.CryPrint(make_model(0), store=False)
+    longest = int(MAX_SECONDS * SAMPLE_RATE)
+    with pytest.raises(AudioError, match=f"longer than the limit of {MAX_SECONDS:g} s"):
+        embedder.embed(np.zeros(longest + 1, dtype=np.float32))
+    with pytest.raises(AudioError, match="no cry found"):  # the longest allowed is read
+        embedder.embed(np.zeros(longest, dtype=np.float32))
+
+
+def test_a_huge_waveform_is_refused_before_any_work(
+    make_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10^9 samples (4 GB as float32) are refused from their shape: never hashed or copied.
+    A broadcast view holds them in no memory at all."""
+    from cryprint.inference import api
+
+    def hashed(*args, **kwargs):
+        raise AssertionError("the samples were hashed")
+
+    monkeypatch.setattr(api, "audio_key", hashed)
+    embedder = cryprint.CryPrint(make_model(0), store=False)
+    huge = np.broadcast_to(np.float32(0.0), (10**9,))
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match="longer than the limit") as error:
+        embedder.embed(huge)
+    assert time.perf_counter() - started < 0.5 and len(str(error.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        (b"RIFF-secret-content" * 1000, "bytes"),
+        (bytearray(b"secret-content"), "bytearray"),
+        (np.ones(16000, dtype=bool), "bool"),
+        (np.ones(16000, dtype=np.complex64), "complex"),
+        (np.array(["secret-content"] * 3), "str"),
+        (np.array([object()] * 16000), "object"),
+        (None, "NoneType"),
+        ({"samples": "secret-content"}, "dict"),
+        ([[0.0, 1.0], [0.5]], "list"),  # ragged
+    ],
+)
+def test_what_is_not_audio_is_named_by_its_type_never_its_content(
+    make_model, item: object, named: str
+) -> None:
+    embedder = cryprint.CryPrint(make_model(0), store=False)
+    with pytest.raises(AudioError, match=named) as error:
+        embedder.embed(item)
+    assert "secret" not in str(error.value) and len(str(error.value)) < 200
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused_as_such(make_model, bad: float) -> None:
+    embedder = cryprint.CryPrint(make_model(0), store=False)
+    waveform = np.zeros(16000, dtype=np.float32)
+    waveform[100] = bad
+    with pytest.raises(AudioError, match="holds NaN or infinite samples"):
+        embedder.embed(waveform)
+    with pytest.raises(AudioError, match="holds NaN or infinite samples"):
+        embedder.embed(np.full(16000, 1e300))  # infinite as float32
+
+
+def test_integer_and_list_samples_are_embedded_as_floats(small_corpus: Path, make_model) -> None:
+    folder = _dev_folder(small_corpus, 1)
+    audio = np.concatenate(
+        [soundfile.read(path, dtype="float32")[0] for path in sorted(folder.glob("*.wav"))]
+    )
+    embedder = cryprint.CryPrint(make_model(0), store=False)
+    reference = embedder.embed(audio)
+    np.testing.assert_array_equal(embedder.embed(audio.astype(np.float64)), reference)
+    np.testing.assert_array_equal(embedder.embed(audio.tolist()), reference)
+    assert embedder.embed((audio * 1000).astype(np.int32)).shape == reference.shape
+
+
+def test_a_store_that_cannot_be_written_costs_no_answer(
+    small_corpus: Path, make_model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cryprint.errors import OutputError
+    from cryprint.inference.store import EmbeddingStore
+
+    store = EmbeddingStore(tmp_path / "store.sqlite")
+
+    def full(*args, **kwargs):
+        raise OutputError(f"{store.path}: cannot write the embedding store (disk full)")
+
+    store.put = full
+    folder = _dev_folder(small_corpus, 0)
+    with caplog.at_level("WARNING"):
+        vector = cryprint.CryPrint(make_model(0), store=store).embed(folder)
+    alone = cryprint.CryPrint(make_model(0), store=False).embed(folder)
+    np.testing.assert_array_equal(vector, alone)
+    assert "disk full" in caplog.text

@@ -1,6 +1,8 @@
 """Tests for cryprint.scoring.calibration: logistic fit, fit prior, probabilities, reliability
 bins. (calibration.json files: tests/evaluation/test_calibrate.py.)"""
 
+import re
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -189,3 +191,41 @@ def test_a_calibrated_model_lies_near_the_diagonal():
 def test_reliability_bins_refuse_bad_input(probabilities, labels, n_bins, message):
     with pytest.raises(DataError, match=message):
         reliability_bins(probabilities, labels, n_bins)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "named"),
+    [
+        (1e308, -1e308, "a = 1e+308"),
+        (2e6, 0.0, "a = 2e+06"),
+        (-2e6, 0.0, "a = -2e+06"),
+        (5.0, -3e6, "b = -3e+06"),
+        (1e-300, 0.0, "a = 1e-300"),  # so flat that a prior's threshold overflows
+        (1e-9, 0.0, "a = 1e-09"),
+    ],
+)
+def test_absurd_calibrations_are_model_errors_naming_their_values(a, b, named):
+    with pytest.raises(ModelError, match=re.escape(named)):
+        Calibration.from_dict({"a": a, "b": b, "prior": 0.5})
+
+
+def test_a_fit_that_would_be_absurd_is_a_data_error():
+    # Separated scores a billionth apart: the steepest fit the ridge allows is far too steep.
+    with pytest.raises(DataError, match="calibration scores"):
+        fit_calibration([0.0, 1e-9, 2e-9, 3e-9], [0, 0, 1, 1])
+
+
+def test_the_most_extreme_accepted_calibrations_give_an_operating_point_at_any_prior():
+    """At the bounds, every prior's threshold is finite and implies that prior back, so a
+    verdict at a prior never blames a threshold nobody gave."""
+    from cryprint.scoring.calibration import MAX_PARAMETER, MIN_SLOPE
+    from cryprint.scoring.verdict import OperatingPoint
+
+    for a in (MIN_SLOPE, 1.0, MAX_PARAMETER):
+        for b in (-MAX_PARAMETER, 0.0, MAX_PARAMETER):
+            for fit_prior in (1e-300, 0.5, 1 - 1e-12):
+                calibration = Calibration(a=a, b=b, prior=fit_prior)
+                for prior in (5e-324, 1e-12, 0.3, 1 - 1e-9):
+                    point = OperatingPoint.at_prior(calibration, prior)
+                    assert np.isfinite(point.threshold) and point.prior == prior
+                    assert point.decide(0.5).probability is not None

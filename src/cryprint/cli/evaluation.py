@@ -39,11 +39,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_embed_merge(args: argparse.Namespace) -> int:
     from cryprint.inference.shards import merge_shards
 
-    merged = merge_shards(args.parts, args.data, args.out, store=args.store)
-    stored = "; in the embedding store" if args.store else ""
+    merged = merge_shards(args.parts, args.data, args.out)
     print(
         f"merged {len(args.parts)} shards: {len(merged.keys)} {merged.split} recording "
-        f"embeddings, none missing or duplicated, in {args.out}{stored}"
+        f"embeddings, none missing or duplicated, in {args.out}"
     )
     return 0
 
@@ -167,8 +166,8 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
         help="join the parts of `embed --shard K/N`, checking none is missing or duplicated",
         description="Join the .npz parts written by `cryprint embed --shard K/N` into the whole "
         "split's .npz, refusing unless they are exactly shards 1..N of one split, embedded by the "
-        "same model the same way from the same audio, with every recording once. The embeddings "
-        "also go into the embedding store, so evaluate and submit then embed nothing.",
+        "same model the same way from the same audio, with every recording once. Nothing goes "
+        "into the embedding store: it holds only what a cryprint process computed.",
     )
     merge.add_argument("parts", type=Path, nargs="+", help="the parts (.npz), in any order")
     merge.add_argument(
@@ -177,9 +176,8 @@ def add_evaluation(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("--out", type=Path, required=True, help="the merged .npz to write")
     merge.add_argument(
         "--no-store",
-        dest="store",
-        action="store_false",
-        help="do not put the embeddings into the embedding store",
+        action="store_true",
+        help="deprecated and ignored: the merge never writes the embedding store",
     )
     merge.set_defaults(handler=cmd_embed_merge)
 

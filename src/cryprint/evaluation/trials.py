@@ -7,10 +7,13 @@ A trials file (WeSpeaker's idea, as CSV) lists one trial per row::
     ward3/baby07/birth.wav,ward3/baby12/discharge/,0
 
 ``enrolment`` and ``test`` are audio files or folders of segments (see
-:mod:`cryprint.data.inputs`), relative to the trials file's folder and inside it (a path that
-leaves it, absolute or through ``..`` or a link, is refused with its line number). ``label`` is
-optional: ``1``/``0`` or ``target``/``nontarget``. With labels the trials are evaluated exactly
-as ``cryprint evaluate`` evaluates a split's pairs: EER, minDCF, AUC, histogram and DET plot.
+:mod:`cryprint.data.inputs`), relative to the trials file's folder and inside it: a path that
+leaves it (absolute, through ``..`` or a link, or a folder holding a linked segment that leads
+out) is refused with its line number. ``label`` is optional: ``1``/``0`` or
+``target``/``nontarget``; the same pair of recordings (in either order) labelled both ways is
+refused, naming both lines, and so is a row with more fields than the header. With labels the
+trials are evaluated exactly as ``cryprint evaluate`` evaluates a split's pairs: EER, minDCF,
+AUC, histogram and DET plot.
 
 Each distinct recording is embedded once (and only when the embedding store does not already
 hold it); the output folder (``scores.csv``, ``report.json``, figures) is written as a whole.
@@ -18,7 +21,9 @@ hold it); the output folder (``scores.csv``, ``report.json``, figures) is writte
 
 from __future__ import annotations
 
+import csv
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryprint.errors import DataError
+from cryprint.data.inputs import recording_files
+from cryprint.errors import AudioError, DataError
 from cryprint.evaluation.report import (
     REPORT_NAME,
     metrics_or_none,
@@ -57,18 +63,12 @@ def read_trials(path: Path | str) -> pd.DataFrame:
     ``test_path`` resolved inside the file's folder, and ``label`` (0/1) when the file has one.
 
     Raises:
-        DataError: a missing file or column, an empty list, a path leaving the folder, an
-            unknown label — naming the line.
+        DataError: a missing file or column, an empty list, a row with more fields than the
+            header, a path leaving the folder (a linked segment of a folder too), an unknown
+            label, the same trial labelled 1 and 0 — naming the line(s).
     """
     path = Path(path)
-    if path.exists() and not path.is_file():  # a FIFO would block the read forever
-        raise DataError(f"{path} is not a regular file; give the trials CSV")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: trials file not found") from None
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not a readable trials CSV ({error})") from error
+    frame = _read_csv(path)
     frame = frame.rename(
         columns={old: new for old, new in _COLUMN_ALIASES.items() if new not in frame.columns}
     )
@@ -85,9 +85,50 @@ def read_trials(path: Path | str) -> pd.DataFrame:
         frame[f"{column}_path"] = [
             _inside(base, value, path, row + 2) for row, value in enumerate(frame[column])
         ]
+    _check_folders(frame, base, path)
     if "label" in frame.columns:
         frame["label"] = [_label(value, path, row + 2) for row, value in enumerate(frame["label"])]
+        _check_labels_agree(frame, path)
     return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The CSV's rows as text. A row with more fields than the header is refused, naming its
+    line: pandas would take the first field of such rows as an index, or drop the last ones."""
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise DataError(f"{path} is not a regular file; give the trials CSV")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_filter=False, index_col=False
+            )
+    except FileNotFoundError:
+        raise DataError(f"{path}: trials file not found") from None
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        _refuse_longer_row(path)
+        raise DataError(f"{path}: not a readable trials CSV ({error})") from error
+    if any(issubclass(warning.category, pd.errors.ParserWarning) for warning in caught):
+        _refuse_longer_row(path)
+        raise DataError(f"{path}: a row has more fields than the header")
+    return frame
+
+
+def _refuse_longer_row(path: Path) -> None:
+    """DataError naming the first line of ``path`` with more fields than its header, if any
+    (a file the csv module cannot read is left to the caller's message)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as file:
+            reader = csv.reader(file)
+            header = next((fields for fields in reader if fields), [])
+            for fields in reader:
+                if len(fields) > len(header):
+                    raise DataError(
+                        f"{path}, line {reader.line_num}: {len(fields)} fields under a header "
+                        f"of {len(header)} columns"
+                    )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return
 
 
 def _inside(base: Path, value: str, path: Path, line: int) -> str:
@@ -100,6 +141,54 @@ def _inside(base: Path, value: str, path: Path, line: int) -> str:
     if resolved != base and base not in resolved.parents:
         raise DataError(f"{path}, line {line}: '{value}' leads outside {base}")
     return str(resolved)
+
+
+def _check_folders(frame: pd.DataFrame, base: Path, path: Path) -> None:
+    """Every audio file of a listed folder resolves inside ``base`` too (a linked segment may
+    lead anywhere); DataError naming the first line that lists a folder holding one that does
+    not. Folders that do not exist or hold no audio are left to the embedding (AudioError)."""
+    checked: set[str] = set()
+    sides = [zip(frame[c], frame[f"{c}_path"], strict=True) for c in TRIALS_COLUMNS]
+    for row, trial in enumerate(zip(*sides, strict=True)):
+        for value, recording in trial:
+            if recording in checked:
+                continue
+            checked.add(recording)
+            outside = _file_outside(Path(recording), base)
+            if outside is not None:
+                raise DataError(
+                    f"{path}, line {row + 2}: '{value}' holds {outside.name}, which leads "
+                    f"outside {base}"
+                )
+
+
+def _file_outside(recording: Path, base: Path) -> Path | None:
+    """The first audio file of folder ``recording`` that resolves outside ``base``, if any."""
+    if not recording.is_dir():
+        return None
+    try:
+        files = recording_files(recording)
+    except AudioError:
+        return None
+    for file in files:
+        resolved = file.resolve()
+        if base not in resolved.parents:
+            return file
+    return None
+
+
+def _check_labels_agree(frame: pd.DataFrame, path: Path) -> None:
+    """DataError naming both lines when a pair of recordings (in either order) is labelled 1
+    on one line and 0 on another."""
+    first: dict[frozenset[str], tuple[int, int]] = {}
+    pairs = zip(frame["enrolment_path"], frame["test_path"], frame["label"], strict=True)
+    for row, (enrolment, test, label) in enumerate(pairs):
+        pair = frozenset((enrolment, test))
+        line, seen = first.setdefault(pair, (row + 2, label))
+        if seen != label:
+            raise DataError(
+                f"{path}, lines {line} and {row + 2}: the same trial is labelled {seen} and {label}"
+            )
 
 
 def _label(value: str, path: Path, line: int) -> int:

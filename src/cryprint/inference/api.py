@@ -13,7 +13,8 @@ depend on what else is embedded) and keeps the embedding in the embedding store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cryprint.data.activity import trim_to_cry
+from cryprint.data.audio import MAX_ABS_SAMPLE, MAX_SECONDS, SAMPLE_RATE
 from cryprint.data.inputs import check_recording, read_recording, recording_files
-from cryprint.errors import AudioError
+from cryprint.errors import AudioError, OutputError
 from cryprint.inference.cohort import model_cohort
 from cryprint.inference.engines import make_engine
 from cryprint.inference.operating_point import operating_point
@@ -35,6 +37,8 @@ from cryprint.scoring.verdict import Verdict
 
 if TYPE_CHECKING:
     from cryprint.models.folder import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 # Recordings read and embedded at a time: bounds memory on the real train split (about 1 GB of
 # float32 audio at once otherwise) and commits finished work to the store.
@@ -235,7 +239,10 @@ class CryPrint:
         self.computed += len(chunk)
         fresh = {keys[i]: computed[row] for row, i in enumerate(chunk)}
         if self.store is not None:
-            self.store.put(self.engine.embedding_id, fresh)
+            try:
+                self.store.put(self.engine.embedding_id, fresh)
+            except OutputError as error:  # a cache that cannot be written costs no answer
+                logger.warning("%s; these embeddings are not kept", error)
         return fresh
 
     def score(self, a: Audio, b: Audio) -> float:
@@ -334,25 +341,77 @@ def verify(
 
 
 def _key(item: Audio) -> str:
+    """The store's audio key of a recording; samples are checked (:func:`_samples`) first."""
     if isinstance(item, str | Path):
         return audio_key(files=recording_files(item))
-    return audio_key(samples=np.asarray(item, dtype=np.float32))
+    return audio_key(samples=_samples(item))
 
 
 def _waveform(item: Audio) -> np.ndarray:
+    """A recording's checked float32 waveform (at least 0.25 s, a cry in it)."""
     if isinstance(item, str | Path):
         return read_recording(item)
-    waveform = np.asarray(item, dtype=np.float32)
-    if waveform.ndim != 1:
-        raise AudioError(
-            f"a waveform must be float32 [samples] at 16 kHz, got shape {waveform.shape}"
-        )
+    waveform = _samples(item)
     check_recording(waveform, "the waveform")
     return waveform
 
 
 def _describe(item: Audio) -> str:
     return str(item) if isinstance(item, str | Path) else "a waveform"
+
+
+# The longest waveform embedded, in samples at 16 kHz: a file's limit, so that samples given in
+# memory cannot ask for more work than a file can.
+_MAX_SAMPLES = int(MAX_SECONDS * SAMPLE_RATE)
+# What an array of each non-numeric kind holds, for a refusal that never shows the content.
+_NOT_NUMBERS = {"b": "bool", "c": "complex", "O": "object", "U": "str", "S": "bytes"}
+
+
+def _samples(item: object) -> NDArray[np.float32]:
+    """``item`` (real-valued samples: float or int, any array-like) as float32 [samples],
+    checked from its type and shape before anything is hashed or copied.
+
+    Raises:
+        AudioError: not real numbers (bytes, text, bool, complex, objects), not 1-D, longer
+            than :data:`~cryprint.data.audio.MAX_SECONDS`, or NaN, infinite or absurdly large
+            samples. The message names the type, never the content.
+    """
+    if isinstance(item, bytes | bytearray | memoryview | str):
+        raise _not_samples(type(item).__name__)
+    if isinstance(item, Sized) and not isinstance(item, np.ndarray) and len(item) > _MAX_SAMPLES:
+        raise _too_long(len(item))
+    try:
+        array = np.asarray(item)  # no copy of an array
+    except (TypeError, ValueError, OverflowError):  # a ragged list, say
+        raise _not_samples(type(item).__name__) from None
+    if array.dtype.kind not in "fiu":
+        kind = _NOT_NUMBERS.get(array.dtype.kind, "other")
+        raise _not_samples(type(item).__name__ + (f" of {kind}" if array.ndim else ""))
+    if array.ndim != 1:
+        raise AudioError(f"a waveform must be float32 [samples] at 16 kHz, got shape {array.shape}")
+    if len(array) > _MAX_SAMPLES:
+        raise _too_long(len(array))
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused
+        waveform = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(waveform).all():
+        raise AudioError("the waveform holds NaN or infinite samples")
+    if waveform.size and float(np.abs(waveform).max()) > MAX_ABS_SAMPLE:
+        raise AudioError("the waveform's samples reach far outside [-1, 1]: it is not audio")
+    return waveform
+
+
+def _not_samples(what: str) -> AudioError:
+    return AudioError(
+        f"cannot embed a {what}: give an audio file or folder (str or Path) or real-valued "
+        "samples (float32 [samples] at 16 kHz)"
+    )
+
+
+def _too_long(samples: int) -> AudioError:
+    return AudioError(
+        f"the waveform: {samples / SAMPLE_RATE:.1f} s of audio is longer than the limit of "
+        f"{MAX_SECONDS:g} s per recording; split it"
+    )
 
 
 __all__ = ["Audio", "CryPrint", "embedder_for", "verify"]

@@ -20,7 +20,24 @@ from cryprint.errors import DataError, ModelError
 from cryprint.scoring.logistic import fit_logistic
 from cryprint.scoring.metrics import validate_trials
 
-__all__ = ["Calibration", "fit_calibration", "reliability_bins", "sigmoid"]
+__all__ = [
+    "MAX_PARAMETER",
+    "MIN_SLOPE",
+    "Calibration",
+    "fit_calibration",
+    "reliability_bins",
+    "sigmoid",
+]
+
+# The largest |a| and |b| a calibration may have. Scores are cosines (or AS-norm z-scores of a
+# few units) and a fit on real trials gives slopes of tens; beyond 1e6 a calibration says
+# nothing a person could use, and the threshold of a prior, (logit(π0) − logit(π) − b) / a, no
+# longer implies that prior back to 1e-9 (float64 rounding of a·t + b).
+MAX_PARAMETER = 1e6
+# The smallest |a| of a sloped calibration (a = 0 is allowed: flat, no threshold matches a prior).
+# Below it the scores move the log-odds by less than 1e-5 over [-1, 1], and a prior's threshold
+# can overflow to infinity.
+MIN_SLOPE = 1e-6
 
 
 def sigmoid(z: ArrayLike) -> np.ndarray:
@@ -48,6 +65,10 @@ class Calibration:
         b: offset.
         prior: the fit prior, the share of target trials among the trials it was fitted on,
             in (0, 1): the prior behind :meth:`probability`.
+
+    Raises:
+        ModelError: a value that is not a finite number, a prior outside (0, 1), ``|a|`` or
+            ``|b|`` above :data:`MAX_PARAMETER`, or ``0 < |a| <`` :data:`MIN_SLOPE`.
     """
 
     a: float
@@ -66,6 +87,9 @@ class Calibration:
             object.__setattr__(self, name, float(value))
         if not 0.0 < self.prior < 1.0:
             raise ModelError(f"calibration prior must be in (0, 1), got {self.prior}")
+        absurd = _absurd_parameters(self.a, self.b)
+        if absurd:
+            raise ModelError(f"calibration {absurd}")
 
     def probability(self, scores: ArrayLike) -> np.ndarray:
         """Probability that each trial is a target trial, at the fit prior ``self.prior``
@@ -128,13 +152,27 @@ def fit_calibration(scores: ArrayLike, labels: ArrayLike) -> Calibration:
 
     Raises:
         DataError: invalid trials (see :func:`~cryprint.scoring.metrics.validate_trials`),
-            or all scores equal (no slope can be fitted).
+            all scores equal (no slope can be fitted), or a fit whose ``a`` or ``b`` is absurd
+            (scores a billionth apart, say; see :data:`MAX_PARAMETER`, :data:`MIN_SLOPE`).
     """
     scores, labels = validate_trials(scores, labels)
     if scores.std() == 0:
         raise DataError("all calibration scores are equal: no slope can be fitted")
     slopes, offset = fit_logistic(scores[:, None], labels)
+    absurd = _absurd_parameters(float(slopes[0]), offset)
+    if absurd:
+        raise DataError(f"these calibration scores give no usable calibration: the fit's {absurd}")
     return Calibration(a=float(slopes[0]), b=offset, prior=float(labels.mean()))
+
+
+def _absurd_parameters(a: float, b: float) -> str:
+    """What is absurd about a calibration's ``a`` and ``b`` (see :data:`MAX_PARAMETER`,
+    :data:`MIN_SLOPE`), worded with their values; "" when nothing is."""
+    if abs(a) > MAX_PARAMETER or abs(b) > MAX_PARAMETER:
+        return f"a = {a:g}, b = {b:g} is absurd: |a| and |b| must be at most {MAX_PARAMETER:g}"
+    if 0.0 < abs(a) < MIN_SLOPE:
+        return f"a = {a:g} is absurd: a sloped calibration has |a| of at least {MIN_SLOPE:g}"
+    return ""
 
 
 def reliability_bins(
