@@ -16,10 +16,13 @@ from cryprint.inference.operating_point import STORED_POINTS
 from cryprint.scoring.open_set import DEFAULT_ENROLLED_PRIOR, WardRule
 
 GALLERY_HELP = "the gallery: one SQLite file (created by the first enroll)"
+# How many of the audit log's last changes `gallery list` shows (--json: all of them).
+AUDIT_LINES = 10
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from cryprint.ward.enrol import enrol
+    from cryprint.ward.gallery_file import escaped
 
     result = enrol(
         args.model,
@@ -30,11 +33,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         progress=True,
     )
     print(
-        f"enrolled {result.added} recording(s) for baby {result.baby_id} in {args.gallery} "
-        f"({result.n_enrolments} enrolment(s) in all)"
+        f"enrolled {result.added} recording(s) for baby {result.baby_id} in "
+        f"{escaped(str(args.gallery))} ({result.n_enrolments} enrolment(s) in all)"
     )
     for source in result.skipped:
-        print(f"skipped {source}: already enrolled for {result.baby_id}")
+        print(f"skipped {escaped(source)}: already enrolled for {result.baby_id}")
     return 0
 
 
@@ -69,36 +72,67 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
         babies = gallery.babies()
         records = gallery.enrolment_records()
         meta = gallery.meta
+        audit = gallery.audit_log(None if args.json else AUDIT_LINES)
     enrolled: dict[str, list] = {}
     for record in records:
         enrolled.setdefault(record.baby_id, []).append(record)
-    if args.json:
+    if args.json:  # JSON escapes every control character itself
         payload = {"gallery": str(args.gallery), **meta}
         payload["babies"] = [
             {**baby._asdict(), "enrolments": [r._asdict() for r in enrolled.get(baby.baby_id, [])]}
             for baby in babies
         ]
+        payload["audit"] = [change._asdict() for change in audit]
         print_json(payload)
         return 0
-    made_with = meta.get("model_source") or "unknown source"
-    how = f" ({meta['embedding']})" if meta.get("embedding") else ""
-    print(
-        f"{args.gallery}: {len(babies)} babies, model {meta['model_id'][:12]} ({made_with}), "
-        f"{meta['dim']}-d embeddings{how}"
-    )
-    for baby in babies:
-        print(f"{baby.baby_id:<20} {baby.n_enrolments:>4} enrolment(s)  since {baby.created}")
-        for record in enrolled.get(baby.baby_id, []):
-            print(f"    {record.created}  {record.source}")
+    for line in _gallery_lines(args.gallery, meta, babies, enrolled, audit):
+        print(line)
     return 0
+
+
+def _gallery_lines(
+    path: Path, meta: dict[str, str], babies: list, enrolled: dict[str, list], audit: list
+) -> list[str]:
+    """``gallery list`` in words: the gallery, each baby with its enrolments, then the last
+    changes (oldest first). Everything read from the file is shown escaped: a file edited by
+    hand must not send escape sequences to the terminal (baby ids are checked on read)."""
+    from cryprint.ward.gallery_file import escaped
+
+    made_with = escaped(meta.get("model_source") or "unknown source")
+    how = f" ({escaped(meta['embedding'])})" if meta.get("embedding") else ""
+    lines = [
+        f"{escaped(str(path))}: {len(babies)} babies, model {escaped(meta['model_id'][:12])} "
+        f"({made_with}), {escaped(meta['dim'])}-d embeddings{how}"
+    ]
+    for baby in babies:
+        lines.append(
+            f"{baby.baby_id:<20} {baby.n_enrolments:>4} enrolment(s)  since {escaped(baby.created)}"
+        )
+        lines += [
+            f"    {escaped(record.created)}  {escaped(record.source)}"
+            for record in enrolled.get(baby.baby_id, [])
+        ]
+    if not audit:
+        return [*lines, "audit: no change recorded yet"]
+    lines.append(f"audit: the last {len(audit)} change(s), oldest first")
+    lines += [
+        f"    {change.time}  {change.action:<6}  {change.baby_id:<20} "
+        f"{change.recordings:>4} recording(s)  by {change.client}"
+        for change in reversed(audit)
+    ]
+    return lines
 
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
     from cryprint.ward.gallery import Gallery
+    from cryprint.ward.gallery_file import escaped
 
     with Gallery.open(args.gallery) as gallery:
         removed = gallery.remove(args.baby)
-    print(f"removed baby {args.baby} and its {removed} enrolment(s) from {args.gallery}")
+    print(
+        f"removed baby {escaped(args.baby)} and its {removed} enrolment(s) from "
+        f"{escaped(str(args.gallery))}"
+    )
     return 0
 
 
@@ -191,9 +225,12 @@ def add_gallery(subparsers: argparse._SubParsersAction) -> None:
         metavar="ACTION",
         required=True,
         parser_class=type(gallery),
-        help="list: the enrolled babies; remove: a baby and its enrolments",
+        help="list: the enrolled babies and the last changes; remove: a baby and its enrolments",
     )
-    listing = actions.add_parser("list", help="the enrolled babies")
+    listing = actions.add_parser(
+        "list",
+        help=f"the enrolled babies, then the last {AUDIT_LINES} changes (--json: all of them)",
+    )
     listing.add_argument("--gallery", type=Path, required=True, help=GALLERY_HELP)
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
     listing.set_defaults(handler=cmd_gallery_list)

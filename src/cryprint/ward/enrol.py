@@ -14,6 +14,7 @@ from cryprint.inference.api import embedder_for
 from cryprint.inference.options import EmbeddingOptions
 from cryprint.inference.store import audio_key
 from cryprint.ward.gallery import Enrolment, Gallery, check_baby_id, open_for
+from cryprint.ward.gallery_file import check_client
 
 if TYPE_CHECKING:
     from cryprint.inference.api import CryPrint
@@ -37,6 +38,7 @@ def enrol(
     *,
     embedding: EmbeddingOptions | None = None,
     progress: bool = False,
+    client: str = "cli",
 ) -> Enrolment:
     """Embed ``recordings`` and enrol them for ``baby_id`` in the gallery (created when missing).
 
@@ -51,18 +53,21 @@ def enrol(
         embedding: how recordings are embedded (:class:`~cryprint.EmbeddingOptions`;
             None: the defaults); identify must embed cries the same way.
         progress: show embedding progress.
+        client: who asks, recorded in the gallery's audit table (``cli``, an address).
 
     Raises:
-        ConfigError: bad baby id or no recordings, or a gallery embedded otherwise (other
-            TTA views, trimming, an int8 export). AudioError: a missing or bad recording.
-        DataError: not a gallery. ModelError: another model's gallery. OutputError: cannot
-            write.
+        ConfigError: bad baby id, client or no recordings, or a gallery embedded otherwise
+            (other TTA views, trimming, an int8 export). AudioError: a missing or bad
+            recording. DataError: not a gallery (a link to a missing file included).
+            ModelError: another model's gallery. OutputError: cannot write.
     """
-    baby_id = check_baby_id(baby_id)
+    baby_id, client = check_baby_id(baby_id), check_client(client)
     gallery_path = Path(gallery_path)
     if not recordings:
         raise ConfigError("give at least one recording (audio file or folder) to enrol")
     keys = [audio_key(files=recording_files(path)) for path in recordings]
+    # A link to a missing file is "existing" too: refused by name (check_gallery_file), not
+    # created through.
     existing = gallery_path.exists() or gallery_path.is_symlink()
     if existing:
         Gallery.open(gallery_path).close()  # not a gallery: refused before loading the model
@@ -82,4 +87,4 @@ def enrol(
         embedder.embedding_description,
         embedder.as_norm,
     ) as gallery:
-        return gallery.enrol(baby_id, vectors, sources, keys)
+        return gallery.enrol(baby_id, vectors, sources, keys, client=client)

@@ -4,7 +4,7 @@ The CryCeleb use case: a ward with many newborns. Each baby is enrolled with one
 recordings (birth cries, ``B``); a later cry (``D``) is ranked against every baby and the best is
 accepted only when its score reaches the threshold — otherwise "none of these babies".
 
-A gallery is one SQLite file (WAL journal), with three tables:
+A gallery is one SQLite file (WAL journal), with four tables:
 
 - ``meta(key, value)``: the format, the model identity (:func:`cryprint.models.folder.
   model_identity`), the embedding dimension, the model's source, how recordings were embedded
@@ -13,10 +13,19 @@ A gallery is one SQLite file (WAL journal), with three tables:
   opening it for another model, or to embed cries otherwise (int8, other TTA views or trimming),
   fails; fp32 and bf16 arithmetic are interchangeable. Galleries made before ``scoring_key``
   existed are checked by model only.
-- ``babies(baby_id, created)``.
+- ``babies(baby_id, created)``: baby ids as :func:`check_baby_id` gives them (Unicode NFC).
 - ``enrolments(id, baby_id, source, audio_key, vector, created)``: one row per enrolled
   recording, its embedding as float32 bytes. An audio content (``audio_key``) is enrolled at most
   once: again for the same baby it is skipped, for another baby it is refused.
+- ``audit(id, time, action, baby_id, recordings, client)``: every enrolment and removal, who
+  asked and when (:meth:`Gallery.audit_log`; :mod:`cryprint.ward.gallery_file`).
+
+What the file holds is checked as it is read, since anyone can edit it: a file holding objects
+cryprint did not create (a trigger, a view) is refused before anything in it runs; a baby id
+cryprint would not write (control characters), an enrolment of a baby missing from the babies
+table, or a vector of the wrong size (checked before it is read) is refused naming its row —
+so no id handed out can carry escape sequences to a terminal. An id stored in another Unicode
+spelling (NFD, by a version before ids were normalised) is the same baby as its NFC spelling.
 
 Every change (an enrolment of N recordings, a removal) is one transaction: a process killed in
 the middle (SIGKILL, power loss) leaves the gallery as it was. A new gallery is built as a
@@ -50,17 +59,40 @@ from cryprint.scoring.open_set import decide_at_threshold
 from cryprint.scoring.ranking import Identification, baby_centroids, rank_candidates
 from cryprint.ward.gallery_file import (
     GALLERY_FORMAT,
+    MAX_BABY_ID_LENGTH,
+    AuditRecord,
+    baby_rows,
+    check_baby_id,
+    check_client,
     check_gallery_file,
+    check_objects,
     connect,
     create,
+    enrolment_rows,
+    escaped,
+    insert_recordings,
+    read_audit,
     read_meta,
+    record_change,
+    stored_spellings,
     utc_now,
 )
+
+__all__ = [
+    "MAX_BABY_ID_LENGTH",
+    "AuditRecord",
+    "BabyRecord",
+    "Enrolment",
+    "EnrolmentRecord",
+    "Gallery",
+    "check_baby_id",
+    "open_for",
+    "vector_key",
+]
 
 if TYPE_CHECKING:
     from cryprint.inference.api import CryPrint
 
-MAX_BABY_ID_LENGTH = 64
 # How a gallery's meta table says whether its scores are AS-norm scores.
 _AS_NORM_WORDS = {True: "with AS-norm", False: "as raw cosines"}
 
@@ -91,28 +123,6 @@ class Enrolment:
     added: int
     skipped: tuple[str, ...]
     n_enrolments: int
-
-
-def check_baby_id(baby_id: str) -> str:
-    """``baby_id`` if it is a valid baby id: 1 to 64 printable characters, no surrounding
-    spaces (a ward label such as ``cot-12`` or ``0133``).
-
-    Raises:
-        ConfigError: naming what is wrong.
-    """
-    if not isinstance(baby_id, str) or not baby_id:
-        raise ConfigError("a baby id must be a non-empty string")
-    if len(baby_id) > MAX_BABY_ID_LENGTH:
-        raise ConfigError(
-            f"baby id {baby_id[:20]!r}... is {len(baby_id)} characters; at most "
-            f"{MAX_BABY_ID_LENGTH} allowed"
-        )
-    if not baby_id.isprintable() or baby_id != baby_id.strip():
-        raise ConfigError(
-            f"baby id {baby_id!r} holds control characters or surrounding spaces; use "
-            "printable characters only"
-        )
-    return baby_id
 
 
 def vector_key(vector: ArrayLike) -> str:
@@ -152,7 +162,9 @@ class Gallery:
         same in words), scored that way (:meth:`check_model`).
 
         Raises:
-            DataError: no such file, or not a cryprint gallery (the file is left unchanged).
+            DataError: no such file, a link to a missing file, or not a cryprint gallery: not
+                SQLite, or holding anything cryprint did not create (a trigger, a view; refused
+                before anything in it runs). The file is left unchanged.
             ModelError: the gallery was made with another model.
         """
         path = Path(path)
@@ -162,6 +174,7 @@ class Gallery:
         except sqlite3.Error as error:
             raise DataError(f"{path}: cannot open the gallery ({error})") from error
         try:
+            check_objects(connection, path)  # before any statement that could run a trigger
             gallery = cls(path, connection, read_meta(connection, path))
             if model_id is not None:
                 gallery.check_model(model_id, dim, scoring_key, embedding, as_norm)
@@ -220,11 +233,13 @@ class Gallery:
     ) -> None:
         """Raise ModelError unless this gallery holds embeddings of ``model_id`` ([dim]), and
         ConfigError unless they were made as ``scoring_key`` says and scored as ``as_norm``
-        says (when both it and the gallery record them)."""
+        says (when both it and the gallery record them). The gallery's words are shown
+        :func:`~cryprint.ward.gallery_file.escaped`: its meta table could be edited by hand."""
         if model_id != self.model_id or (dim is not None and int(dim) != self.dim):
-            made_with = self.meta.get("model_source") or "another model"
+            made_with = escaped(self.meta.get("model_source") or "another model")
             raise ModelError(
-                f"{self.path} holds embeddings of {made_with} (model {self.model_id[:12]}, "
+                f"{self.path} holds embeddings of {made_with} (model "
+                f"{escaped(self.model_id[:12])}, "
                 f"{self.dim}-d), not of this model ({model_id[:12]}): embeddings of two models "
                 "cannot be compared — use that model, or enrol the babies again into a new "
                 "gallery"
@@ -233,7 +248,8 @@ class Gallery:
         if scoring_key is not None and stored is not None and stored != scoring_key:
             raise ConfigError(
                 f"{self.path} was enrolled with embeddings made as "
-                f"{self.meta.get('embedding') or stored}; these cries would be embedded as "
+                f"{escaped(self.meta.get('embedding') or stored)}; these cries would be "
+                "embedded as "
                 f"{embedding or scoring_key}, and the two do not compare exactly — use the "
                 "enrolment's {backend}, {precision}, {tta} and {trim}, or enrol the babies "
                 "again into a new gallery",
@@ -270,6 +286,7 @@ class Gallery:
                 f"{self.path}: another process is writing the gallery ({error}); try again"
             ) from error
         try:
+            check_objects(connection, self.path)  # none added since open: the lock is held
             yield connection
             connection.execute("COMMIT")
         except BaseException as error:
@@ -284,8 +301,10 @@ class Gallery:
         vectors: ArrayLike,
         sources: Sequence[str],
         audio_keys: Sequence[str] | None = None,
+        *,
+        client: str = "cli",
     ) -> Enrolment:
-        """Enrol recordings of one baby, all or none (one transaction).
+        """Enrol recordings of one baby, all or none (one transaction, with its audit row).
 
         Args:
             baby_id: see :func:`check_baby_id`; the baby is added when new.
@@ -294,98 +313,116 @@ class Gallery:
             audio_keys: [n] each recording's audio identity
                 (:func:`~cryprint.inference.store.audio_key`); default: the embedding's own
                 bytes (:func:`vector_key`).
+            client: who asks, for the audit table: ``cli``, the ward page's caller's address.
 
         Raises:
-            ConfigError: invalid baby id. DataError: wrong shapes, non-finite or zero vectors,
-                or a recording already enrolled for another baby (nothing is written then).
+            ConfigError: invalid baby id or client. DataError: wrong shapes, non-finite or zero
+                vectors, a recording already enrolled for another baby (nothing is written
+                then), or objects in the file that cryprint did not create.
         """
-        baby_id = check_baby_id(baby_id)
+        baby_id, client = check_baby_id(baby_id), check_client(client)
         matrix = self._check_vectors(vectors, "enrolment")
         keys = [vector_key(v) for v in matrix] if audio_keys is None else list(audio_keys)
         if not (len(matrix) == len(sources) == len(keys)):
             raise DataError(f"{len(matrix)} embeddings, {len(sources)} sources, {len(keys)} keys")
-        now, skipped, added = utc_now(), [], 0
         with self._transaction() as connection:
-            connection.execute("INSERT OR IGNORE INTO babies VALUES (?, ?)", (baby_id, now))
-            for vector, source, key in zip(matrix, sources, keys, strict=True):
-                owner = connection.execute(
-                    "SELECT baby_id FROM enrolments WHERE audio_key = ?", (key,)
-                ).fetchone()
-                if owner is not None and owner[0] != baby_id:
-                    raise DataError(
-                        f"{source} is already enrolled for baby {owner[0]!r}: one recording "
-                        f"cannot be two babies; nothing was enrolled for {baby_id!r}"
-                    )
-                if owner is not None:
-                    skipped.append(str(source))
-                    continue
-                connection.execute(
-                    "INSERT INTO enrolments (baby_id, source, audio_key, vector, created) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (baby_id, str(source), key, vector.tobytes(), now),
-                )
-                added += 1
-            (total,) = connection.execute(
-                "SELECT COUNT(*) FROM enrolments WHERE baby_id = ?", (baby_id,)
-            ).fetchone()
-        return Enrolment(baby_id, added, tuple(skipped), int(total))
+            added, skipped, total = insert_recordings(connection, baby_id, (matrix, sources, keys))
+            record_change(connection, "enrol", baby_id, added, client)
+        return Enrolment(baby_id, added, tuple(skipped), total)
 
-    def remove(self, baby_id: str) -> int:
-        """Remove a baby and all its enrolments (one transaction); return how many enrolments
-        were removed.
+    def remove(self, baby_id: str, *, client: str = "cli") -> int:
+        """Remove a baby and all its enrolments (one transaction, with its audit row); return
+        how many enrolments were removed. ``baby_id`` as :func:`check_baby_id` takes it, or —
+        to repair a gallery edited by hand — an id cryprint would not write, exactly or as a
+        refusal wrote it (:func:`~cryprint.ward.gallery_file.escaped`). ``client``: who asks,
+        for the audit table.
 
         Raises:
-            DataError: no such baby in the gallery.
+            DataError: no such baby in the gallery. ConfigError: an invalid client.
         """
+        client = check_client(client)
+        try:
+            named = check_baby_id(baby_id)
+        except ConfigError:
+            named = None
         with self._transaction() as connection:
-            removed = connection.execute(
-                "DELETE FROM enrolments WHERE baby_id = ?", (baby_id,)
-            ).rowcount
-            if connection.execute("DELETE FROM babies WHERE baby_id = ?", (baby_id,)).rowcount:
+            spellings = stored_spellings(connection, named, baby_id)
+            removed = 0
+            for spelling in spellings:
+                removed += connection.execute(
+                    "DELETE FROM enrolments WHERE baby_id = ?", (spelling,)
+                ).rowcount
+                connection.execute("DELETE FROM babies WHERE baby_id = ?", (spelling,))
+            if spellings:
+                record_change(connection, "remove", named or escaped(baby_id), removed, client)
                 return removed
-        raise DataError(f"no baby {baby_id!r} in {self.path} (see `cryprint gallery list`)")
+        raise DataError(
+            f"no baby '{escaped(baby_id)}' in {self.path} (see `cryprint gallery list`)"
+        )
+
+    def audit_log(self, limit: int | None = None) -> list[AuditRecord]:
+        """The last ``limit`` changes (all for None), newest first: every enrolment and
+        removal, when, how many recordings and for whom (:class:`AuditRecord`). A gallery made
+        before the audit table existed has none until its first change.
+
+        Raises:
+            ConfigError: ``limit`` < 1.
+        """
+        return read_audit(self._connection, self.path, limit)
 
     def babies(self) -> list[BabyRecord]:
-        """Every enrolled baby with its number of enrolments, sorted by baby id."""
-        rows = self._connection.execute(
-            "SELECT b.baby_id, COUNT(e.id), b.created FROM babies b "
-            "LEFT JOIN enrolments e ON e.baby_id = b.baby_id "
-            "GROUP BY b.baby_id ORDER BY b.baby_id"
-        ).fetchall()
-        return [BabyRecord(str(baby), int(count), str(created)) for baby, count, created in rows]
-
-    def enrolment_records(self) -> list[EnrolmentRecord]:
-        """Every enrolment's baby, source and time (ISO 8601, UTC), by baby then time."""
-        rows = self._connection.execute(
-            "SELECT baby_id, source, created FROM enrolments ORDER BY baby_id, id"
-        ).fetchall()
-        return [EnrolmentRecord(str(baby), str(source), str(at)) for baby, source, at in rows]
-
-    def enrolments(self) -> tuple[list[str], np.ndarray]:
-        """Every enrolment's baby id and embedding: float32 [n, dim], validated on read.
+        """Every enrolled baby with its number of enrolments, sorted by baby id.
 
         Raises:
-            DataError: a stored vector of the wrong size, non-finite or zero (the row named).
+            DataError: a baby id cryprint would not write (the row named).
         """
-        rows = self._connection.execute(
-            "SELECT id, baby_id, vector FROM enrolments ORDER BY baby_id, id"
-        ).fetchall()
-        matrix = np.zeros((len(rows), self.dim), dtype=np.float32)
-        for index, (row_id, baby_id, blob) in enumerate(rows):
-            matrix[index] = self._read_vector(row_id, baby_id, blob)
-        return [str(row[1]) for row in rows], matrix
+        return [BabyRecord(*row) for row in baby_rows(self._connection, self.path)]
 
-    def _read_vector(self, row_id: int, baby_id: str, blob: object) -> np.ndarray:
-        damaged = (
-            f"{self.path}: enrolment {row_id} of baby {baby_id!r} is damaged"
-            " ({}); remove the baby and enrol it again"
+    def enrolment_records(self) -> list[EnrolmentRecord]:
+        """Every enrolment's baby, source and time (ISO 8601, UTC), by baby then time.
+
+        Raises:
+            DataError: a baby id cryprint would not write, or of a baby not in the babies table.
+        """
+        rows = enrolment_rows(self._connection, self.path, "e.source, e.created")
+        return [EnrolmentRecord(baby, str(source), str(at)) for _, baby, source, at in rows]
+
+    def enrolments(self) -> tuple[list[str], np.ndarray]:
+        """Every enrolment's baby id and embedding: float32 [n, dim], validated on read; a
+        vector's size is checked in SQL, so an oversized one is never read.
+
+        Raises:
+            DataError: a stored vector of the wrong size, non-finite or zero, a baby id cryprint
+                would not write, or of a baby not in the babies table (the row named).
+        """
+        rows = enrolment_rows(
+            self._connection,
+            self.path,
+            "typeof(e.vector), length(e.vector), "
+            "CASE WHEN typeof(e.vector) = 'blob' AND length(e.vector) = ? THEN e.vector END",
+            4 * self.dim,
         )
-        if not isinstance(blob, bytes) or len(blob) != 4 * self.dim:
-            size = len(blob) if isinstance(blob, bytes) else type(blob).__name__
-            raise DataError(damaged.format(f"{size} bytes, expected {4 * self.dim}"))
+        matrix = np.zeros((len(rows), self.dim), dtype=np.float32)
+        for index, (row_id, baby_id, kind, size, blob) in enumerate(rows):
+            matrix[index] = self._read_vector(row_id, baby_id, kind, size, blob)
+        return [row[1] for row in rows], matrix
+
+    def _read_vector(
+        self, row_id: int, baby_id: str, kind: str, size: int, blob: bytes | None
+    ) -> np.ndarray:
+        # Not str.format: a path or a baby id may hold braces.
+        def damaged(problem: str) -> DataError:
+            return DataError(
+                f"{self.path}: enrolment {row_id} of baby {baby_id!r} is damaged ({problem}); "
+                "remove the baby and enrol it again"
+            )
+
+        if blob is None:
+            found = f"{size} bytes" if kind == "blob" else f"a {kind} value"
+            raise damaged(f"{found}, expected {4 * self.dim} bytes")
         vector = np.frombuffer(blob, dtype=np.float32)
         if not np.isfinite(vector).all() or not vector.any():
-            raise DataError(damaged.format("non-finite or all-zero values"))
+            raise damaged("non-finite or all-zero values")
         return vector
 
     def _check_vectors(self, vectors: ArrayLike, what: str) -> np.ndarray:
