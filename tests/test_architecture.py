@@ -34,6 +34,7 @@ FLOORS = {
     "packaging": 9,
     "demo": 10,
     "cli": 11,
+    "server": 11,
     "__main__": 12,
     "train": 12,  # deprecated entry point (torchrun -m cryprint.train), for one release
 }

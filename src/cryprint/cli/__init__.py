@@ -19,6 +19,7 @@ from cryprint.cli.data import add_data
 from cryprint.cli.demo import add_demo
 from cryprint.cli.evaluation import add_evaluation
 from cryprint.cli.gallery import add_gallery
+from cryprint.cli.serve import add_serve
 from cryprint.cli.training import add_train
 from cryprint.cli.verification import add_verification
 from cryprint.errors import ConfigError, CryprintError
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluation(subparsers)
     add_verification(subparsers)
     add_gallery(subparsers)
+    add_serve(subparsers)
     add_demo(subparsers)
     return parser
 

@@ -39,6 +39,7 @@ def enrol(
     embedding: EmbeddingOptions | None = None,
     progress: bool = False,
     client: str = "cli",
+    sources: Sequence[str] | None = None,
 ) -> Enrolment:
     """Embed ``recordings`` and enrol them for ``baby_id`` in the gallery (created when missing).
 
@@ -54,6 +55,8 @@ def enrol(
             None: the defaults); identify must embed cries the same way.
         progress: show embedding progress.
         client: who asks, recorded in the gallery's audit table (``cli``, an address).
+        sources: what each recording is, as ``gallery list`` shows it (default: its absolute
+            path; the ward station gives the uploaded file's name).
 
     Raises:
         ConfigError: bad baby id, client or no recordings, or a gallery embedded otherwise
@@ -77,7 +80,10 @@ def enrol(
     if existing:
         open_for(gallery_path, embedder).close()
     vectors = embedder.embed_many(recordings, progress=progress)
-    sources = [os.path.abspath(path) for path in recordings]
+    if sources is None:
+        sources = [os.path.abspath(path) for path in recordings]
+    elif len(sources) != len(recordings):
+        raise ConfigError(f"{len(sources)} sources for {len(recordings)} recordings")
     with Gallery.create_or_open(
         gallery_path,
         embedder.model_id,
