@@ -18,7 +18,8 @@ __version__ = "0.2.0"
 
 # onnxruntime writes a device id and queues telemetry under ~/.cache/Microsoft as soon as it is
 # imported, unless this is set before: a tool for health data leaves no identifiers behind.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+if not os.environ.get("ORT_DISABLE_TELEMETRY"):  # unset or empty: off ("0" is respected)
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 # Idle compute threads sleep, so commands side by side do not steal each other's cores; set
 # before torch starts its threads (cryprint.threads).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

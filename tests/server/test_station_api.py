@@ -61,6 +61,7 @@ def test_enrol_identify_verify_and_remove_give_the_librarys_answers(
     assert answer.status_code == 200, answer.text
     direct = identify(station_.embedder, station_.gallery_path, cry)
     assert answer.json()["answer"] == direct.answer.to_dict()
+    assert str(station_.embedder.loaded.folder) not in answer.text  # no server path out
     assert [c["baby_id"] for c in answer.json()["candidates"]] == [
         c.baby_id for c in direct.candidates
     ]
@@ -69,6 +70,7 @@ def test_enrol_identify_verify_and_remove_give_the_librarys_answers(
         "/api/verify", files={"a": (a.name, a.read_bytes()), "b": (b.name, b.read_bytes())}
     )
     assert verdict.json()["score"] == pytest.approx(station_.embedder.verify(a, b).score)
+    assert "from the model/evaluation.json" in verdict.json()["threshold_source"]
     removed = client.delete(f"/api/babies/{BABIES[2]}", headers={"x-csrf-token": csrf})
     assert removed.json() == {
         "baby_id": BABIES[2],

@@ -121,8 +121,9 @@ async def identify_cry(
     top: Annotated[int, Form()] = 5,
 ) -> dict[str, Any]:
     question = _question(enrolled_prior, min_probability, review_level, max_false_alarm, top)
-    result, _ = await _station(request).identify(await _upload(file), question)
-    return result.to_dict()
+    station = _station(request)
+    result, _ = await station.identify(await _upload(file), question)
+    return station.public(result.to_dict())
 
 
 def _question(
@@ -141,8 +142,9 @@ def _question(
 async def verify_cries(
     request: Request, a: Annotated[UploadFile, File()], b: Annotated[UploadFile, File()]
 ) -> dict[str, Any]:
-    verdict = await _station(request).verify(await _upload(a), await _upload(b))
-    return verdict.to_dict()
+    station = _station(request)
+    verdict = await station.verify(await _upload(a), await _upload(b))
+    return station.public(verdict.to_dict())
 
 
 @router.get("/model", response_model=ModelOut, summary="the model the answers come from")

@@ -79,8 +79,10 @@ def identify_form(request: Request) -> Response:
 
 @router.post("/identify", response_class=HTMLResponse, dependencies=changing)
 async def identify_page(request: Request, file: Annotated[UploadFile, File()]) -> Response:
-    result, outline = await _station(request).identify(await _upload(file))
-    return _page(request, "identify.html", result=_answer_view(result), outline=_svg(outline))
+    station = _station(request)
+    result, outline = await station.identify(await _upload(file))
+    view = station.public(_answer_view(result))
+    return _page(request, "identify.html", result=view, outline=_svg(outline))
 
 
 # The lines of an answer shown under its table: where it came from.
@@ -131,8 +133,9 @@ def verify_form(request: Request) -> Response:
 async def verify_page(
     request: Request, a: Annotated[UploadFile, File()], b: Annotated[UploadFile, File()]
 ) -> Response:
-    verdict = await _station(request).verify(await _upload(a), await _upload(b))
-    return _page(request, "verify.html", verdict=verdict.explain())
+    station = _station(request)
+    verdict = await station.verify(await _upload(a), await _upload(b))
+    return _page(request, "verify.html", verdict=station.public(verdict.explain()))
 
 
 @router.get("/model", response_class=HTMLResponse, dependencies=guarded)

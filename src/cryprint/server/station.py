@@ -91,10 +91,26 @@ _STATUS = {
 def public_message(error: CryprintError, known: dict[str, str]) -> str:
     """``error``'s message for a caller: fields worded as the API names them, known paths
     replaced by what they are, and any other absolute path cut to its last part."""
-    text = error.worded(python_wording)
+    return public_text(error.worded(python_wording), known)
+
+
+def public_text(text: str, known: dict[str, str]) -> str:
+    """``text`` without a path: known ones replaced by what they are, any other absolute path
+    cut to its last part (the server's folders are nobody's business on a ward)."""
     for path, label in sorted(known.items(), key=lambda item: -len(item[0])):
         text = text.replace(path, label)
     return _ABSOLUTE_PATH.sub(lambda match: match.group(1), text)
+
+
+def public(value: Any, known: dict[str, str]) -> Any:
+    """A JSON-like answer with every string made :func:`public_text`."""
+    if isinstance(value, str):
+        return public_text(value, known)
+    if isinstance(value, dict):
+        return {key: public(item, known) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [public(item, known) for item in value]
+    return value
 
 
 class Station:
@@ -113,6 +129,12 @@ class Station:
             str(Path(self.embedder.source)): "the model",
         }
         return {**known, **(uploads or {})}
+
+    def public(self, value: Any) -> Any:
+        """An answer for a caller, without the station's paths (:func:`public`)."""
+        folder = self.embedder.loaded.folder
+        known = self._known_paths({str(folder): "the model"} if folder is not None else {})
+        return public(value, known)
 
     def _refusal(self, error: CryprintError, uploads: dict[str, str] | None = None) -> StationError:
         status = _STATUS.get(type(error).__name__, 400)
