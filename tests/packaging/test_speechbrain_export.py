@@ -156,3 +156,18 @@ def test_card_without_evaluation(model_folder: Path) -> None:
     (model_folder / "embedding_model.ckpt").unlink()
     with pytest.raises(ModelError, match=r"missing embedding_model\.ckpt"):
         model_card(model_folder)
+
+
+def test_an_export_keeps_the_as_norm_cohort_its_evaluation_calls_for(
+    model_folder: Path, small_corpus: Path, tmp_path: Path
+) -> None:
+    """An export of an evaluated model scores as the model does: its cohort goes along."""
+    from cryprint.inference.api import CryPrint
+
+    evaluate([model_folder], small_corpus, "dev", tmp_path / "out")
+    record = json.loads((model_folder / "evaluation.json").read_text())
+    record["as_norm"]["helped"] = True  # the model normalises: the export must be able to
+    (model_folder / "evaluation.json").write_text(json.dumps(record))
+    out = export_model(model_folder, tmp_path / "export")
+    assert (out / "cohort.npz").read_bytes() == (model_folder / "cohort.npz").read_bytes()
+    assert CryPrint(out, store=False).as_norm is True

@@ -26,6 +26,7 @@ from cryprint.io import (
     replace_folder,
     staging_folder,
 )
+from cryprint.models.files import COHORT_NAME
 from cryprint.models.folder import (
     CALIBRATION_NAME,
     EVALUATION_NAME,
@@ -138,3 +139,5 @@ def _copy_evaluation_files(source_folder: Path | None, staging: Path) -> None:
         shutil.copyfile(source_folder / CALIBRATION_NAME, staging / CALIBRATION_NAME)
     if (source_folder / EVALUATION_NAME).is_file():
         shutil.copyfile(source_folder / EVALUATION_NAME, staging / EVALUATION_NAME)
+    if (source_folder / COHORT_NAME).is_file():  # the AS-norm its evaluation.json may call for
+        shutil.copyfile(source_folder / COHORT_NAME, staging / COHORT_NAME)
