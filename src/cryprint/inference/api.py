@@ -210,7 +210,7 @@ class CryPrint:
         """
         keys = self.store_keys(keys)
         store_id = self.engine.embedding_id
-        found = self.store.get(store_id, keys) if self.store is not None else {}
+        found = {} if self.store is None else self.store.get(store_id, keys, self.embedding_dim)
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
         with Progress(len(missing), "embedding", enabled=progress) as bar:
             for start in range(0, len(missing), _RECORDINGS_PER_CHUNK):
