@@ -25,7 +25,7 @@ from cryprint.evaluation.submit import write_submission
 from cryprint.inference.options import EmbeddingOptions
 from cryprint.models.ecapa import ModelConfig
 from cryprint.models.folder import load_model, save_model_folder
-from cryprint.recipes import RECIPES
+from cryprint.recipes import DEMO_EPOCHS, RECIPES
 from cryprint.training.config import TrainConfig, make_config
 from cryprint.training.trainer import train
 
@@ -34,7 +34,7 @@ from cryprint.training.trainer import train
 DEMO_TRAINING = TrainConfig(
     init="random",
     channels=64,
-    epochs=30,
+    epochs=DEMO_EPOCHS,
     batch_babies=16,
     crops_per_baby=3,
     crop_min_seconds=1.0,

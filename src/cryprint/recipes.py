@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+# The CPU demo's training epochs (cryprint.demo.DEMO_TRAINING): here, torch-free, for the CLI.
+DEMO_EPOCHS = 30
+
 
 @dataclass(frozen=True)
 class Recipe:

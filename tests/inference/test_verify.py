@@ -225,7 +225,7 @@ def test_verdict_and_probability_agree_at_every_operating_point(
         f"{verdict['threshold']:.4f} (the score where P(same baby) = 0.5 at this prior, from "
     )
     assert chance.startswith("P(same baby) = ")
-    assert chance.endswith(" at a prior of 0.5 (given)")
+    assert chance.endswith(" at a prior of 0.500 (given)")
     shown = float(chance.split(" = ")[1].split(" ")[0])
     assert (shown >= 0.5) == verdict["same_baby"]
 

@@ -237,6 +237,12 @@ def command_lines(draw: st.DrawFn, command: str, box: dict[str, Path]) -> list[s
     return line
 
 
+def _build_station(settings) -> None:
+    from cryprint.server.app import create_app
+
+    create_app(settings).state.station.close()
+
+
 def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     import huggingface_hub.constants
 
@@ -253,6 +259,8 @@ def _fast_stand_ins(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     monkeypatch.setattr(trainer, "_initial_metrics", stop_before_training)
     monkeypatch.setattr(trainer, "_run_epochs", stop_before_training)
     monkeypatch.setattr("cryprint.demo.run_demo", lambda *args, **kwargs: {})
+    # The station is built (its settings checked, its model loaded) but never listens.
+    monkeypatch.setattr("cryprint.cli.serve.run_station", _build_station)
     monkeypatch.setattr("cryprint.demo.run_full", lambda *args, **kwargs: {})
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp / "hub-cache"))
@@ -360,6 +368,7 @@ def _valid_lines(box: dict[str, Path]) -> list[tuple[list[str], int]]:
         (["enroll", *ward, "--model", model, "--baby", "B", d], 0),
         (["identify", *ward, "--model", model, d, "--json"], 0),
         (["gallery", "list", *ward], 0),
+        (["serve", *ward, "--model", model, "--port", "8123"], 0),  # built, never listening
         (["gallery", "remove", *ward, "--baby", "B"], 0),  # A stays for the lines after
         (["export", "--model", model, "--out", str(out / "export")], 0),
         (["export", "--model", model, "--out", str(out / "onnx"), "--format", "onnx"], 0),

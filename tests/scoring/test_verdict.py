@@ -211,7 +211,7 @@ def test_explain_names_threshold_source_and_prior_together():
     assert decision.startswith(f"different babies: score {below.score:.4f} < threshold ")
     assert "m/calibration.json" in decision
     assert (
-        chance == f"P(same baby) = {format_fraction(below.probability)} at a prior of 0.5 (given)"
+        chance == f"P(same baby) = {format_fraction(below.probability)} at a prior of 0.500 (given)"
     )
     # A probability just under 0.5 is never shown as 0.5.
     edge = OperatingPoint(0.4, "given", Calibration(a=1e-3, b=0.0, prior=0.5))
@@ -241,8 +241,9 @@ def test_to_dict_holds_every_field_as_json():
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(0.08, "0.08"), (0.5, "0.5"), (0.4996, "0.4996"), (0.50004, "0.5"), (0.9996, "0.9996"),
-     (0.025, "0.025"), (1e-30, "1e-30"), (0.0, "0"), (1.0, "1")],
+    [(0.08, "0.0800"), (0.5, "0.500"), (0.4996, "0.4996"), (0.50004, "0.500"),
+     (0.9996, "0.9996"), (0.025, "0.0250"), (1e-30, "1.00e-30"), (0.0, "0.00"), (1.0, "1.00"),
+     (0.98, "0.980"), (0.973, "0.973")],
 )  # fmt: skip
 def test_format_fraction(value, shown):
     assert format_fraction(value) == shown

@@ -48,7 +48,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         if (
             "(default" in text
             or default is None
-            or default is False
+            or isinstance(default, bool)  # a switch: its help says what it does
             or default == argparse.SUPPRESS
             or not action.option_strings
         ):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cryprint.errors import FIELD, ConfigError
-from cryprint.recipes import RECIPES
+from cryprint.recipes import DEMO_EPOCHS, RECIPES
 from cryprint.training.config import METHODS
 
 
@@ -41,7 +41,9 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
         default=METHODS[0],
         help="triplet loss (the main method) or the AAM-softmax baseline",
     )
-    demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's)")
+    demo.add_argument(
+        "--epochs", type=int, help=f"training epochs (default: {DEMO_EPOCHS}, the demo's recipe)"
+    )
     demo.add_argument(
         "--full",
         action="store_true",

@@ -118,6 +118,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 0
     if report["eer"] is not None:
         print(format_table([report]))
+    if report.get("warning"):
+        print(f"warning: {report['warning']}")
     print(f"{report['n_pairs']} trial scores, report.json and figures in {report['folder']}")
     return 0
 

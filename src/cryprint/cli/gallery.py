@@ -12,6 +12,7 @@ from cryprint.cli.common import (
     embedding_options,
     print_json,
 )
+from cryprint.errors import FIELD, ConfigError
 from cryprint.inference.operating_point import STORED_POINTS
 from cryprint.scoring.open_set import DEFAULT_ENROLLED_PRIOR, WardRule
 
@@ -21,28 +22,33 @@ AUDIT_LINES = 10
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from cryprint.ward.enrol import enrol
+    from cryprint.ward.batch import enrol_ward, read_ward_list
     from cryprint.ward.gallery_file import escaped
 
-    result = enrol(
-        args.model,
-        args.gallery,
-        args.baby,
-        args.recordings,
-        embedding=embedding_options(args),
-        progress=True,
+    if (args.list is None) == (args.baby is None) or (args.list is not None and args.recordings):
+        raise ConfigError(
+            "give {baby} and its recordings, or {list} (a CSV of baby,path rows)",
+            fields={"baby": FIELD, "list": FIELD},
+        )
+    if args.list is None and not args.recordings:
+        raise ConfigError("give at least one recording (audio file or folder) to enrol")
+    babies = read_ward_list(args.list) if args.list else {args.baby: args.recordings}
+    results = enrol_ward(
+        args.model, args.gallery, babies, embedding=embedding_options(args), progress=True
     )
-    print(
-        f"enrolled {result.added} recording(s) for baby {result.baby_id} in "
-        f"{escaped(str(args.gallery))} ({result.n_enrolments} enrolment(s) in all)"
-    )
-    for source in result.skipped:
-        print(f"skipped {escaped(source)}: already enrolled for {result.baby_id}")
+    for result in results:
+        print(
+            f"enrolled {result.added} recording(s) for baby {result.baby_id} in "
+            f"{escaped(str(args.gallery))} ({result.n_enrolments} enrolment(s) in all)"
+        )
+        for source in result.skipped:
+            print(f"skipped {escaped(source)}: already enrolled for {result.baby_id}")
     return 0
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from cryprint.ward.identify import WardQuestion, identify
+    from cryprint.ward.batch import identify_cries, read_cry_list
+    from cryprint.ward.identify import WardQuestion
 
     question = WardQuestion(
         threshold=args.threshold,
@@ -54,14 +60,23 @@ def cmd_identify(args: argparse.Namespace) -> int:
         rule=WardRule(args.min_probability, args.review_level),
         top=args.top,
     )
-    result = identify(
-        args.model, args.gallery, args.cry, question, embedding=embedding_options(args)
+    cries = [*args.cries, *(read_cry_list(args.list) if args.list else [])]
+    if not cries:
+        raise ConfigError("give a cry (a file or folder) or {list}", fields={"list": FIELD})
+    results = identify_cries(
+        args.model, args.gallery, cries, question, embedding=embedding_options(args)
     )
     if args.json:
-        print_json(result.to_dict())
+        answers = [{"cry": str(cry), **r.to_dict()} for cry, r in zip(cries, results, strict=True)]
+        print_json(answers[0] if len(cries) == 1 else answers)
         return 0
-    for line in result.explain():
-        print(line)
+    for index, (cry, result) in enumerate(zip(cries, results, strict=True)):
+        if len(cries) > 1:
+            if index:
+                print()
+            print(f"== {cry}")
+        for line in result.explain():
+            print(line)
     return 0
 
 
@@ -197,8 +212,15 @@ def add_gallery(subparsers: argparse._SubParsersAction) -> None:
         "(its audio files, sorted by name, joined). All are enrolled in one transaction.",
     )
     _add_model_options(enroll)
-    enroll.add_argument("--baby", required=True, help="the baby's id (1-64 printable characters)")
-    enroll.add_argument("recordings", nargs="+", type=Path, metavar="PATH", help="file or folder")
+    enroll.add_argument("--baby", help="the baby's id (1-64 printable characters)")
+    enroll.add_argument("recordings", nargs="*", type=Path, metavar="PATH", help="file or folder")
+    enroll.add_argument(
+        "--list",
+        type=Path,
+        metavar="CSV",
+        help="enrol a whole ward: a CSV of baby,path rows (paths relative to it), instead of "
+        "--baby and PATH; the model loads once, each baby is its own transaction",
+    )
     enroll.set_defaults(handler=cmd_enroll)
 
     identify = subparsers.add_parser(
@@ -212,7 +234,12 @@ def add_gallery(subparsers: argparse._SubParsersAction) -> None:
         "--prior (without a calibration: --max-false-alarm 0.05).",
     )
     _add_model_options(identify)
-    identify.add_argument("cry", type=Path, help="audio file or folder of segments")
+    identify.add_argument(
+        "cries", nargs="*", type=Path, metavar="CRY", help="audio files or folders of segments"
+    )
+    identify.add_argument(
+        "--list", type=Path, metavar="FILE", help="cries to identify: one path per line"
+    )
     identify.add_argument("--top", type=int, default=5, help="candidates to show")
     _add_rule_options(identify)
     identify.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 from cryprint.cli.common import MODEL_HELP, add_embedding_options, embedding_options
@@ -50,6 +51,16 @@ def run_station(settings: object) -> None:
     uvicorn.Server(config).run()
 
 
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in MB (a number above 0)")
+    return value
+
+
 def add_serve(subparsers: argparse._SubParsersAction) -> None:
     from cryprint.server.settings import DEFAULT_MAX_UPLOAD_BYTES, TOKEN_ENVIRONMENT
 
@@ -69,7 +80,7 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--max-upload-mb",
-        type=float,
+        type=_megabytes,
         default=DEFAULT_MAX_UPLOAD_BYTES / 2**20,
         help="the largest request body, in MB (refused before it is read whole)",
     )

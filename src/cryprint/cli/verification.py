@@ -49,7 +49,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         embedding=embedding_options(args),
     )
     if args.json:
-        print_json(result.to_dict())
+        from cryprint.data.inputs import recording_files
+
+        used = {
+            side: [str(f) for f in recording_files(p)] for side, p in (("a", args.a), ("b", args.b))
+        }
+        print_json({**result.to_dict(), "files": used})
         return 0
     for line in result.explain():
         print(line)

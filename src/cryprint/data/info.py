@@ -65,20 +65,28 @@ def _number(value: float | None, width: int = 0) -> str:
 
 
 def format_summary(summary: dict) -> str:
-    """The summary as a fixed-width text table."""
-    header = (
-        f"{'split':<6} {'babies':>6} {'both':>5} {'only B':>6} {'only D':>6} {'files':>6}"
-        f" {'hours':>6}  segment seconds: min / q1 / median / q3 / max"
-    )
-    lines = [f"CryCeleb-layout data in {summary['root']}", header, "-" * len(header)]
+    """The summary as a fixed-width text table, every header over its column."""
+    columns = (
+        ("split", "<", 6), ("babies", ">", 6), ("both", ">", 6), ("only B", ">", 6),
+        ("only D", ">", 6), ("files", ">", 6), ("hours", ">", 6), ("min", ">", 6),
+        ("q1", ">", 6), ("median", ">", 6), ("q3", ">", 6), ("max", ">", 6),
+    )  # fmt: skip
+    header = " ".join(f"{name:{align}{width}}" for name, align, width in columns)
+    seconds_at = sum(width + 1 for _, _, width in columns[:7])
+    lines = [
+        f"CryCeleb-layout data in {summary['root']}",
+        (" " * seconds_at + "segment seconds".center(len(header) - seconds_at)).rstrip(),
+        header,
+        "-" * len(header),
+    ]
+    keys = ("duration_min", "duration_q1", "duration_median", "duration_q3", "duration_max")
     for split, row in summary["splits"].items():
-        seconds = " / ".join(
-            _number(row[key])
-            for key in ("duration_min", "duration_q1", "duration_median", "duration_q3")
-        )
+        cells = [split, *(row[k] for k in ("babies", "both", "only_B", "only_D", "files"))]
+        cells += [_number(row["hours"]), *(_number(row[key]) for key in keys)]
         lines.append(
-            f"{split:<6} {row['babies']:>6} {row['both']:>5} {row['only_B']:>6} {row['only_D']:>6}"
-            f" {row['files']:>6} {_number(row['hours'], 6)}  {seconds}"
-            f" / {_number(row['duration_max'])}"
+            " ".join(
+                f"{cell:{align}{width}}"
+                for cell, (_, align, width) in zip(cells, columns, strict=True)
+            )
         )
     return "\n".join(lines)

@@ -9,6 +9,7 @@ it is refused (:mod:`cryprint.data.activity`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import soundfile
 from cryprint.data.activity import check_cry
 from cryprint.data.audio import check_duration, read_audio
 from cryprint.errors import AudioError
+
+logger = logging.getLogger(__name__)
 
 # Suffixes of the formats libsndfile reads (wav, flac, ogg, mp3, aiff, ...) and common aliases.
 AUDIO_SUFFIXES = frozenset(
@@ -42,13 +45,18 @@ def recording_files(path: Path | str) -> list[Path]:
         raise AudioError(f"{path}: no such audio file or folder")
     if kind == "file":
         return [path]
-    files = sorted(
+    entries = sorted(entry for entry in path.iterdir() if entry.is_file())
+    files = [
         entry
-        for entry in path.iterdir()
-        if entry.is_file()
-        and not entry.name.startswith(".")
-        and entry.suffix.lower() in AUDIO_SUFFIXES
-    )
+        for entry in entries
+        if not entry.name.startswith(".") and entry.suffix.lower() in AUDIO_SUFFIXES
+    ]
+    skipped = [entry.name for entry in entries if entry not in files]
+    if skipped and files:
+        shown = ", ".join(skipped[:5]) + (
+            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        )
+        logger.warning("%s: skipped %d file(s) that are not audio: %s", path, len(skipped), shown)
     if not files:
         raise AudioError(
             f"{path}: no audio files in the folder (.wav, .flac, .ogg, .mp3 or another "

@@ -95,8 +95,9 @@ def calibrate_model(
     scores = embedder.score_pairs(embeddings.embeddings, pair_indices(embeddings, pairs))
     calibration = fit_calibration(scores, labels)
     n_target = int(labels.sum())
+    name = "/".join(Path(loaded.source).parts[-2:])  # runs/triplet/best: "triplet/best"
     title = (
-        f"{loaded.source}\ncalibration of {embedder.scoring} scores on {len(pairs)} {split} "
+        f"{name}\ncalibration of {embedder.scoring} scores on {len(pairs)} {split} "
         f"pairs ({n_target} same baby, prior {calibration.prior:.3g})"
     )
     plot = _write_reliability_plot(

@@ -170,15 +170,16 @@ def reliability_png(
         label=f"bins of pairs ({int(np.sum(counts))} in all)",
     )
     for x, y, count in zip(predicted, observed, counts, strict=True):
+        # Below the point, unless that would put the label on the x axis: then above it.
         axes.annotate(
             f"n={int(count)}",
             (x, y),
             textcoords="offset points",
-            xytext=(6, -12),
+            xytext=(6, -12 if y > 0.08 else 8),
             fontsize="small",
         )
-    axes.set_xlim(-0.02, 1.02)
-    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlim(-0.05, 1.05)
+    axes.set_ylim(-0.05, 1.05)
     axes.set_aspect("equal")
     axes.set_xlabel("predicted P(same baby) at the fit prior")
     axes.set_ylabel("observed share of same-baby pairs")

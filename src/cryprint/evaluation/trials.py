@@ -249,6 +249,7 @@ def score_trials(
         p_targets=p_targets,
     )  # fmt: skip
     report.update(metrics_or_none(scores["score"], labels, p_targets))
+    report["warning"] = _few_trials_warning(labels)
     with folder_lock(folder, "cryprint score"), staging_folder(folder) as staging:
         _write_outputs(staging, table, scores, labels, report)
         report["seconds"] = round(time.perf_counter() - started, 3)
@@ -273,3 +274,19 @@ def _write_outputs(
     report["files"]["scores"] = written.name
     if labels is not None:
         report["files"].update(write_figures(staging, report, scores, labels))
+
+
+# Fewer labelled trials of a kind than this and the metrics are noise: said with them.
+MIN_TRIALS_PER_KIND = 10
+
+
+def _few_trials_warning(labels: np.ndarray | None) -> str | None:
+    if labels is None:
+        return None
+    same, different = int(labels.sum()), int(len(labels) - labels.sum())
+    if min(same, different) >= MIN_TRIALS_PER_KIND:
+        return None
+    return (
+        f"only {same} same-baby and {different} different-baby trial(s): EER, minDCF and AUC "
+        f"on fewer than {MIN_TRIALS_PER_KIND} of each say little"
+    )

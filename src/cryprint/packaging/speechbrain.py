@@ -14,6 +14,7 @@ which every export writes): a folder of anyone else's files is never deleted.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from cryprint.models.folder import (
 )
 from cryprint.packaging.card import write_model_card
 
+logger = logging.getLogger(__name__)
 EXPORT_MARKER = ".cryprint-export.json"
 
 
@@ -134,6 +136,12 @@ def _provenance(loaded: LoadedModel, source_folder: Path | None) -> dict:
 def _copy_evaluation_files(source_folder: Path | None, staging: Path) -> None:
     if source_folder is None:
         return
+    if not (source_folder / CALIBRATION_NAME).is_file():
+        logger.warning(
+            "%s has no calibration: verify and identify with this export give no "
+            "probabilities. Run `cryprint calibrate` on the model first, then export again",
+            source_folder,
+        )
     if (source_folder / CALIBRATION_NAME).is_file():
         load_calibration(source_folder / CALIBRATION_NAME)  # refuse to copy a bad one
         shutil.copyfile(source_folder / CALIBRATION_NAME, staging / CALIBRATION_NAME)

@@ -121,10 +121,11 @@ def prior_for_threshold(calibration: Calibration, threshold: float) -> float:
 
 
 def format_fraction(value: float) -> str:
-    """``value`` (in [0, 1]) with 3 significant digits, more where 3 would show 0 or 1 for a
-    value that is neither, or put it on the other side of 0.5 (0.4996 is not "0.5")."""
+    """``value`` (in [0, 1]) with 3 significant digits, trailing zeros kept (0.98 is "0.980",
+    as 0.973 is "0.973"), more where 3 would show 0 or 1 for a value that is neither, or put
+    it on the other side of 0.5 (0.4996 is not "0.500")."""
     for digits in range(3, 18):
-        text = f"{value:.{digits}g}"
+        text = f"{value:#.{digits}g}".rstrip(".")
         shown = float(text)
         if shown == value or (0.0 < shown < 1.0 and (shown >= 0.5) == (value >= 0.5)):
             return text
