@@ -111,7 +111,7 @@ def test_the_issue_example_no_longer_disagrees():
     # The prior is the one that puts P = 0.5 at 0.4545, above the dev share of 2 %.
     assert float(probability(0.4545, calibration, verdict.prior)) == pytest.approx(0.5)
     assert verdict.prior > 0.02
-    assert "0.02 of the calibration pairs" in verdict.prior_source
+    assert "0.0200 of the calibration pairs" in verdict.prior_source
 
 
 def test_threshold_and_prior_by_hand():
@@ -220,7 +220,9 @@ def test_explain_names_threshold_source_and_prior_together():
     assert float(verdict.explain()[1].split("= ")[1].split(" ")[0]) < 0.5
     # Inconclusive: the band is named.
     unsure = OperatingPoint.at_prior(calibration, 0.5, inconclusive=0.2).decide(point.threshold)
-    assert unsure.explain()[0].startswith("inconclusive: P(same baby) = 0.5 is between 0.2 and 0.8")
+    assert unsure.explain()[0].startswith(
+        "inconclusive: P(same baby) = 0.500 is between 0.2 and 0.8"
+    )
 
 
 def test_to_dict_holds_every_field_as_json():

@@ -44,7 +44,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(TrainConfig):
         flags = [f"--{field.name.replace('_', '-')}", *TRAIN_FLAG_ALIASES.get(field.name, ())]
         default = getattr(defaults, field.name)
-        shown = "" if default in ("", None) else f" (default: {default})"
+        shown = (
+            "" if default in ("", None) or isinstance(default, bool) else f" (default: {default})"
+        )
         options: dict = {"dest": field.name, "help": FIELD_HELP[field.name] + shown}
         kind = next(
             (
