@@ -107,19 +107,27 @@ def one_run(args: argparse.Namespace) -> None:
 def launch(args: argparse.Namespace) -> None:
     """Every (config, budget, seed) run, ``--parallel`` at a time, each on its own cores."""
     print(machine_description())
-    times = json.loads((args.out / "epoch_seconds.json").read_text())
-    jobs = [
-        (name, budget, seed, math.floor(budget * 60 / times[name]))
+    times = json.loads((args.epoch_seconds or args.out / "epoch_seconds.json").read_text())
+    (args.out / "epoch_seconds.json").write_text(json.dumps(times, indent=2) + "\n")
+    chosen = [
+        (job.split(":")[0], int(job.split(":")[1]), int(job.split(":")[2])) for job in args.jobs
+    ]
+    chosen = chosen or [
+        (name, budget, seed)
         for name, budget, seed in itertools.product(args.configs, args.budgets, args.seeds)
         if not (name == "plateau" and budget != max(args.budgets))  # plateau: one horizon-free run
     ]
-    cores = sorted(os.sched_getaffinity(0))
-    running: list[subprocess.Popen] = []
-    for index, (name, budget, seed, epochs) in enumerate(jobs):
-        while len(running) >= args.parallel:
-            running = [job for job in running if job.poll() is None] or running
+    jobs = [
+        (name, budget, seed, math.floor(budget * 60 / times[name])) for name, budget, seed in chosen
+    ]
+    cores = args.cores or sorted(os.sched_getaffinity(0))
+    running: dict[int, subprocess.Popen] = {}  # slot -> its run
+    for name, budget, seed, epochs in jobs:
+        while (
+            len(running := {k: j for k, j in running.items() if j.poll() is None}) >= args.parallel
+        ):
             time.sleep(5)
-        slot = index % args.parallel
+        slot = min(set(range(args.parallel)) - set(running))
         mine = cores[slot * args.threads : (slot + 1) * args.threads] or cores
         command = [sys.executable, str(HERE), "run", "--data", str(args.data), "--out",
                    str(args.out), "--config", name, "--budget", str(budget), "--seed",
@@ -129,12 +137,13 @@ def launch(args: argparse.Namespace) -> None:
             "CRYPRINT_THREADS": str(args.threads),
             "CUDA_VISIBLE_DEVICES": "",
         }
-        running.append(subprocess.Popen(["taskset", "-c", ",".join(map(str, mine)), *command],
-                                        env=environment))  # fmt: skip
+        running[slot] = subprocess.Popen(
+            ["taskset", "-c", ",".join(map(str, mine)), *command], env=environment
+        )
         print(
             f"started {name} {budget} min ({epochs} epochs) seed {seed} on cores {mine}", flush=True
         )
-    for job in running:
+    for job in running.values():
         job.wait()
 
 
@@ -197,6 +206,20 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--budgets", nargs="+", type=int, default=[5, 15])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument(
+        "--jobs",
+        nargs="+",
+        default=[],
+        metavar="CONFIG:BUDGET:SEED",
+        help="launch: exactly these runs (instead of configs x budgets x seeds)",
+    )
+    parser.add_argument(
+        "--epoch-seconds",
+        type=Path,
+        help="launch: another machine's measured epoch_seconds.json (a budget "
+        "stays that machine's minutes: the same epochs run wherever)",
+    )
+    parser.add_argument("--cores", type=int, nargs="+", help="launch: the cores to share out")
     parser.add_argument("--parallel", type=int, default=1, help="runs at once")
     parser.add_argument("--threads", type=int, default=2, help="cores per run")
     parser.add_argument("--config", help="run: the configuration")

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cryprint.errors import ConfigError
-from cryprint.threads import available_cores, compute_threads, spinning
+from cryprint.threads import SHORT_SPIN, available_cores, compute_threads, set_wait_policy
 
 
 def test_threads_follow_the_cpu_set_or_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,20 +36,35 @@ def test_a_smaller_cpu_set_means_fewer_threads() -> None:
     assert done.stdout.strip() == "1", done.stderr
 
 
-def test_importing_cryprint_makes_idle_threads_sleep_unless_told() -> None:
+def test_importing_cryprint_sets_a_short_spin_unless_told() -> None:
     code = (
         "import os, cryprint; from cryprint.threads import spinning; "
-        "print(os.environ['OMP_WAIT_POLICY'], spinning())"
+        "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), spinning())"
     )
-    for given, expected in ((None, "PASSIVE False"), ("ACTIVE", "ACTIVE True")):
-        environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-        if given:
-            environment["OMP_WAIT_POLICY"] = given
+    cases = (
+        ({}, "10000 None True"),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, "None PASSIVE False"),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "None ACTIVE True"),
+        ({"GOMP_SPINCOUNT": "300000"}, "300000 None True"),
+    )
+    for given, expected in cases:
+        environment = {
+            k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+        }
         done = subprocess.run(
-            [sys.executable, "-c", code], env=environment, capture_output=True, text=True
-        )
-        assert done.stdout.strip() == expected, done.stderr
-    assert spinning() is (os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE")
+            [sys.executable, "-c", code], env={**environment, **given}, capture_output=True,
+            text=True,
+        )  # fmt: skip
+        assert done.stdout.strip() == expected, (given, done.stderr)
+
+
+def test_set_wait_policy_keeps_what_the_user_chose() -> None:
+    environment = {"OMP_WAIT_POLICY": ""}
+    set_wait_policy(environment)
+    assert environment["GOMP_SPINCOUNT"] == SHORT_SPIN  # an empty value counts as unset
+    chosen = {"GOMP_SPINCOUNT": "5"}
+    set_wait_policy(chosen)
+    assert chosen == {"GOMP_SPINCOUNT": "5"}
 
 
 def test_onnx_sessions_follow_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,5 +76,5 @@ def test_onnx_sessions_follow_the_policy(monkeypatch: pytest.MonkeyPatch) -> Non
     options = session_options()
     assert options.intra_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
     assert session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"

@@ -13,6 +13,7 @@ metrics, calibration, normalisation, ranking), ``inference`` (the API: embed, st
 import os
 
 from cryprint import _moved
+from cryprint import threads as _threads
 
 __version__ = "0.2.0"
 
@@ -20,9 +21,9 @@ __version__ = "0.2.0"
 # imported, unless this is set before: a tool for health data leaves no identifiers behind.
 if not os.environ.get("ORT_DISABLE_TELEMETRY"):  # unset or empty: off ("0" is respected)
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
-# Idle compute threads sleep, so commands side by side do not steal each other's cores; set
-# before torch starts its threads (cryprint.threads).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# How idle compute threads wait: a short spin, then sleep (cryprint.threads; before torch loads).
+_threads.set_wait_policy(os.environ)
 
 _moved.install()  # the import paths of 0.1 keep working for one release (CHANGELOG.md)
 

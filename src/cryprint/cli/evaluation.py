@@ -80,6 +80,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if report.get("warning"):
                 print(f"warning ({report['model']}): {report['warning']}")
         print(f"scores, report.json and figures in {out}")
+        for report in reports:
+            if report.get("recorded_in"):
+                print(f"{report['split']} results recorded in {report['recorded_in']}")
     return 0
 
 

@@ -256,7 +256,8 @@ def _evaluate_one(
             kept = cohort_embeddings if keep_cohort else None
             dev = DevScores(scores["score"], labels, scores.get("score_asnorm"), kept)
         try:
-            record_evaluation(loaded.folder, report, embedder.options.score_basis, dev)
+            record = record_evaluation(loaded.folder, report, embedder.options.score_basis, dev)
+            report["recorded_in"] = str(record)  # in the answer, not in report.json
         except OutputError as error:
             # The evaluation itself is complete and written; a read-only model folder only
             # means verify will need --threshold.
@@ -283,16 +284,15 @@ def _score(
     and the cohort's embeddings (the train split's); the embeddings also saved in the output
     folder."""
 
-    def embed(which: str) -> RecordingEmbeddings:
-        return embed_split(
-            embedder, root, which, staging / f"embeddings_{which}.npz", progress=progress
-        )
+    def embed(which: str, purpose: str = "") -> RecordingEmbeddings:
+        cache = staging / f"embeddings_{which}.npz"
+        return embed_split(embedder, root, which, cache, progress=progress, purpose=purpose)
 
     embeddings = embed(split)
     scores = {"score": score_pairs(embeddings, pairs)}
     if as_norm_top_n is None:
         return scores, embeddings, None, None
-    cohort = embed("train")
+    cohort = embed("train", "the AS-norm cohort")
     top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
     scores["score_asnorm"] = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
     asnorm = {

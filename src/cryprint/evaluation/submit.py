@@ -153,7 +153,9 @@ def write_submission(
         scores = embedder.score_pairs(embeddings.embeddings, pair_indices(embeddings, pairs))
         top_n = None if embedder.cohort is None else embedder.cohort.top_n
     else:
-        cohort = embed_split(embedder, root, "train", progress=progress)
+        cohort = embed_split(
+            embedder, root, "train", progress=progress, purpose="the AS-norm cohort"
+        )
         top_n = resolve_top_n(as_norm_top_n, len(cohort.keys))
         scores = score_pairs_as_norm(embeddings, pairs, cohort, top_n)
     _write(out, sample, pairs, scores)

@@ -198,6 +198,7 @@ class CryPrint:
         read: Callable[[int], np.ndarray],
         names: Sequence[str],
         progress: bool = False,
+        label: str = "embedding",
     ) -> NDArray[np.float32]:
         """Embeddings of recordings known by their store keys: float32 [len(keys), dim].
 
@@ -207,12 +208,13 @@ class CryPrint:
                 recordings the store does not hold.
             names: what each recording is, for messages.
             progress: log progress (a bar on a terminal, periodic lines otherwise).
+            label: what the progress lines say is being done.
         """
         keys = self.store_keys(keys)
         store_id = self.engine.embedding_id
         found = {} if self.store is None else self.store.get(store_id, keys, self.embedding_dim)
         missing = [keys.index(key) for key in dict.fromkeys(keys) if key not in found]
-        with Progress(len(missing), "embedding", enabled=progress) as bar:
+        with Progress(len(missing), label, enabled=progress) as bar:
             for start in range(0, len(missing), _RECORDINGS_PER_CHUNK):
                 chunk = missing[start : start + _RECORDINGS_PER_CHUNK]
                 fresh = self._compute(chunk, keys, read, names)

@@ -80,6 +80,7 @@ def embed_split(
     store: bool | Path | str = True,
     progress: bool = False,
     shard: Shard | None = None,
+    purpose: str = "",
 ) -> RecordingEmbeddings:
     """Embed every recording of ``split`` (one per (baby_id, period)), reusing what the
     embedding store holds for these weights and these audio files.
@@ -99,6 +100,7 @@ def embed_split(
         shard: only this shard's recordings (every N-th, see
             :class:`~cryprint.inference.shards.Shard`), for a job array; merge the parts with
             :func:`~cryprint.inference.shards.merge_shards`.
+        purpose: why the split is embedded (e.g. "the AS-norm cohort"), for progress lines.
 
     Returns:
         :class:`RecordingEmbeddings`, float32 [n_recordings, dim], sorted by baby then period.
@@ -132,7 +134,10 @@ def embed_split(
         return waveform
 
     audio_keys = [audio_key(files=[root / name for name in files]) for _, _, files in listed]
-    embeddings = embedder.embed_keyed(audio_keys, read, names, progress=progress)
+    label = (
+        f"embedding the {split} split{f' ({purpose})' if purpose else ''} with {embedder.source}"
+    )
+    embeddings = embedder.embed_keyed(audio_keys, read, names, progress=progress, label=label)
     embedded = RecordingEmbeddings(
         keys,
         embeddings,
