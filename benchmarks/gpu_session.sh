@@ -16,14 +16,15 @@ PY=${PYTHON:-python3}
 mkdir -p "$WORK" "$OUT"
 left() { echo $((BUDGET_S - (SECONDS - START))); }
 
-if [ -d .whl ]; then  # the device image lacks SpeechBrain and friends: wheels carried along
+if ! $PY -c "import speechbrain, pytorch_metric_learning, soundfile" 2>/dev/null && [ -d .whl ]; then
+    # the device image lacks SpeechBrain and friends: wheels carried along
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl 2>&1 | tail -2
     export PYTHONPATH=$PWD/src:/tmp/site
 fi
 { nproc; lscpu | grep -E "Model name|^CPU\(s\)|Flags" | cut -c1-400; nvidia-smi || true; } \
     > "$OUT/machine.txt" 2>&1
-$PY -m cryprint synth --dest "$WORK/hard" --babies 786 --difficulty 1.5 > "$OUT/synth.log" 2>&1
+$PY -m cryprint synth --dest "$WORK/hard" --babies "${BABIES:-786}" --difficulty 1.5 > "$OUT/synth.log" 2>&1
 echo "synth done at $((SECONDS - START)) s" | tee -a "$OUT/timeline.txt"
 
 cores=$(nproc)
