@@ -95,16 +95,18 @@ def main_run(args: argparse.Namespace) -> None:
     print(machine_description(), flush=True)
     deadline = time.perf_counter() + args.deadline_seconds
     results = {"recipe": RECIPE, "override": json.loads(args.override)}
-    results["fp32"] = variant(args, "fp32", 2, deadline - time.perf_counter())
-    results["bf16"] = variant(args, "bf16", 2, deadline - time.perf_counter())
-    eager = results["bf16"] or results["fp32"] or 60.0
-    left = deadline - time.perf_counter() - COMPILE_SECONDS - EVALUATE_SECONDS
+    if args.eager_seconds is None:
+        results["fp32"] = variant(args, "fp32", 2, deadline - time.perf_counter())
+        results["bf16"] = variant(args, "bf16", 2, deadline - time.perf_counter())
+    eager = args.eager_seconds or results["bf16"] or results["fp32"] or 60.0
+    compiling = COMPILE_SECONDS if args.main == "bf16-compile" else 0
+    left = deadline - time.perf_counter() - compiling - EVALUATE_SECONDS
     epochs = max(2, min(args.max_epochs, int(left // eager)))
-    results["main_epochs"] = epochs
-    results["bf16-compile"] = variant(
-        args, "bf16-compile", epochs, deadline - time.perf_counter() - EVALUATE_SECONDS
+    results["main"], results["main_epochs"] = args.main, epochs
+    results[args.main] = variant(
+        args, args.main, epochs, deadline - time.perf_counter() - EVALUATE_SECONDS
     )
-    best = args.out / "bf16-compile" / "best"
+    best = args.out / args.main / "best"
     if best.exists():
         subprocess.run(
             [sys.executable, "-m", "cryprint", "evaluate", "--model", str(best), "--data",
@@ -126,6 +128,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cuda (cpu only for a dry run)")
     parser.add_argument("--deadline-seconds", type=float, default=420)
     parser.add_argument("--max-epochs", type=int, default=60)
+    parser.add_argument("--main", choices=("bf16-compile", "bf16"), default="bf16-compile",
+                        help="the variant of the run that fills the time left")
+    parser.add_argument("--eager-seconds", type=float,
+                        help="bf16 seconds per epoch measured before: skip the short variants")
     parser.add_argument("--override", default="{}", help="JSON: recipe keys to change (dry run)")
     parser.add_argument("--variant", help="internal: run one variant in this process")
     parser.add_argument("--epochs", type=int, help="internal: the variant's epochs")

@@ -30,16 +30,16 @@ echo "synth done at $((SECONDS - START)) s" | tee -a "$OUT/timeline.txt"
 cores=$(nproc)
 # The CPU runs: 2 cores each, all but what the GPU job's process needs.
 slots=$(( (cores - ${GPU_CORES:-0}) / 2 ))
-(cd benchmarks && timeout -s KILL "$(left)" $PY bench_convergence.py launch \
+[ -z "${CPU_JOBS:-}" ] || (cd benchmarks && timeout -s KILL "$(left)" $PY bench_convergence.py launch \
     --data "$WORK/hard" --out "$WORK/conv" --epoch-seconds convergence/epoch_seconds_hard.json \
-    --parallel "$slots" --threads 2 --jobs ${CPU_JOBS:?set CPU_JOBS}) > "$OUT/conv.log" 2>&1 &
+    --parallel "$slots" --threads 2 --jobs ${CPU_JOBS}) > "$OUT/conv.log" 2>&1 &
 CPU=$!
 OVERRIDE=${GPU_OVERRIDE:-}
 [ -n "$OVERRIDE" ] || OVERRIDE='{}'
 if [ "$DEVICE" != none ]; then
     (cd benchmarks && $PY bench_gpu_recipe.py --data "$WORK/hard" --out "$WORK/gpu" \
         --device "$DEVICE" --deadline-seconds "$(( $(left) - 40 ))" \
-        --override "$OVERRIDE") > "$OUT/gpu.log" 2>&1
+        --override "$OVERRIDE" ${GPU_ARGS:-}) > "$OUT/gpu.log" 2>&1
     echo "gpu done at $((SECONDS - START)) s" | tee -a "$OUT/timeline.txt"
 fi
 while kill -0 $CPU 2>/dev/null && [ "$(left)" -gt 25 ]; do sleep 5; done
