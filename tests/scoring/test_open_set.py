@@ -11,6 +11,7 @@ from scipy.stats import norm
 
 from cryprint.errors import ConfigError, DataError
 from cryprint.scoring import Calibration
+from cryprint.scoring.verdict import format_fraction
 from cryprint.scoring.open_set import (
     NAMED,
     NONE_OF_THESE,
@@ -99,7 +100,7 @@ def _check_answer(answer, ids, p, p_none, rule) -> None:
         assert answer.kind == UNCERTAIN and answer.leading[0][1] == top
     assert answer.baby is None or answer.kind == NAMED
     words = answer.words()
-    assert answer.to_dict()["answer"] == words and f"{answer.probability:.2f}" in words
+    assert answer.to_dict()["answer"] == words and format_fraction(answer.probability) in words
 
 
 def test_the_answer_follows_from_the_probabilities_on_a_grid() -> None:

@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike
 from scipy.special import logsumexp, ndtri
 
 from cryprint.errors import FIELD, ConfigError, DataError
+from cryprint.scoring.verdict import format_fraction
 
 __all__ = [
     "DEFAULT_ENROLLED_PRIOR",
@@ -156,13 +157,14 @@ class WardAnswer:
     leading: tuple[tuple[str, float | None], ...]
 
     def words(self) -> str:
-        """The answer as a nurse reads it first (probabilities to 2 decimals, when known)."""
-        chance = "" if self.probability is None else f", P = {self.probability:.2f}"
+        """The answer as a nurse reads it first (probabilities as in the table below it: 3
+        significant digits, when known)."""
+        chance = "" if self.probability is None else f", P = {format_fraction(self.probability)}"
         if self.kind == NAMED:
             return f"most likely {self.baby}{chance}"
         if self.kind == NONE_OF_THESE:
             return f"none of these babies{chance}"
-        listed = ", ".join(baby if p is None else f"{baby} {p:.2f}" for baby, p in self.leading)
+        listed = ", ".join(baby if p is None else f"{baby} {format_fraction(p)}" for baby, p in self.leading)
         if self.kind == REVIEW:
             return f"review: more than one baby is likely: {listed}"
         return f"uncertain: {listed}"
