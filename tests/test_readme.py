@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from cryprint import CryPrint
+from cryprint.evaluation.calibrate_model import calibrate_model
 from cryprint.evaluation.evaluate import evaluate
 from cryprint.models.folder import save_model_folder
+from readme_examples import quickstart_steps, run_step, shape
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -51,3 +53,22 @@ def test_the_python_api_example_runs(
     assert printed[0] == str(score >= threshold["threshold"])
     assert float(printed[1]) == round(score, 3)
     assert printed[2].strip() == "dev EER threshold from demo/runs/triplet/best/evaluation.json"
+
+
+def test_the_quick_start_prints_what_the_readme_shows(
+    small_corpus: Path, make_model, tmp_path: Path
+) -> None:
+    """Every quick-start command runs as written (in a subprocess, as a user types it) on a tiny
+    model laid out where the demo puts its own, evaluated and calibrated as the demo does, and
+    prints what the README shows under it — but for numbers, baby ids and which way a verdict
+    falls, which depend on the model and the machine."""
+    steps = quickstart_steps(README.read_text())
+    assert len(steps) >= 2, "the quick start lost its verify or ward example"
+    corpus = tmp_path / "demo" / "corpus"
+    shutil.copytree(small_corpus, corpus, copy_function=os.link)
+    model = save_model_folder(make_model(0), tmp_path / "demo" / "runs" / "triplet" / "best")
+    evaluate([model], corpus, "dev", tmp_path / "evaluation")
+    calibrate_model(model, corpus, "dev")
+    for step in steps:
+        printed = run_step(step, tmp_path)
+        assert shape(printed) == shape(step.output), step.commands

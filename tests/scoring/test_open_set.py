@@ -11,7 +11,6 @@ from scipy.stats import norm
 
 from cryprint.errors import ConfigError, DataError
 from cryprint.scoring import Calibration
-from cryprint.scoring.verdict import format_fraction
 from cryprint.scoring.open_set import (
     NAMED,
     NONE_OF_THESE,
@@ -22,6 +21,7 @@ from cryprint.scoring.open_set import (
     stranger_threshold,
     ward_probabilities,
 )
+from cryprint.scoring.verdict import format_fraction
 
 
 def naive_probabilities(llr, prior, weights=None):

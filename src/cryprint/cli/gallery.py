@@ -36,11 +36,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     results = enrol_ward(
         args.model, args.gallery, babies, embedding=embedding_options(args), progress=True
     )
+    where = escaped(str(args.gallery))
+    if args.list is not None:  # a ward: one line, not one per baby
+        added = sum(result.added for result in results)
+        print(f"enrolled {added} recording(s) of {len(results)} babies in {where}")
     for result in results:
-        print(
-            f"enrolled {result.added} recording(s) for baby {result.baby_id} in "
-            f"{escaped(str(args.gallery))} ({result.n_enrolments} enrolment(s) in all)"
-        )
+        if args.list is None:
+            print(
+                f"enrolled {result.added} recording(s) for baby {result.baby_id} in "
+                f"{where} ({result.n_enrolments} enrolment(s) in all)"
+            )
         for source in result.skipped:
             print(f"skipped {escaped(source)}: already enrolled for {result.baby_id}")
     return 0
@@ -70,14 +75,30 @@ def cmd_identify(args: argparse.Namespace) -> int:
         answers = [{"cry": str(cry), **r.to_dict()} for cry, r in zip(cries, results, strict=True)]
         print_json(answers[0] if len(cries) == 1 else answers)
         return 0
-    for index, (cry, result) in enumerate(zip(cries, results, strict=True)):
+    explained = [result.explain() for result in results]
+    shared = _shared_tail(explained) if len(cries) > 1 else []
+    for index, (cry, lines) in enumerate(zip(cries, explained, strict=True)):
         if len(cries) > 1:
             if index:
                 print()
             print(f"== {cry}")
-        for line in result.explain():
+        for line in lines[: len(lines) - len(shared)]:
+            print(line)
+    if shared:  # the rule, prior and sources every answer shares: once, after them all
+        print("\nfor every cry:")
+        for line in shared:
             print(line)
     return 0
+
+
+def _shared_tail(explained: list[list[str]]) -> list[str]:
+    """The last lines that every answer's explanation ends with (never its answer or table)."""
+    tail: list[str] = []
+    for lines in zip(*(reversed(lines[2:]) for lines in explained), strict=False):
+        if len(set(lines)) != 1 or lines[0].startswith(" "):
+            break
+        tail.insert(0, lines[0])
+    return tail
 
 
 def cmd_gallery_list(args: argparse.Namespace) -> int:

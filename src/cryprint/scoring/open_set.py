@@ -164,7 +164,9 @@ class WardAnswer:
             return f"most likely {self.baby}{chance}"
         if self.kind == NONE_OF_THESE:
             return f"none of these babies{chance}"
-        listed = ", ".join(baby if p is None else f"{baby} {format_fraction(p)}" for baby, p in self.leading)
+        listed = ", ".join(
+            baby if p is None else f"{baby} {format_fraction(p)}" for baby, p in self.leading
+        )
         if self.kind == REVIEW:
             return f"review: more than one baby is likely: {listed}"
         return f"uncertain: {listed}"
