@@ -128,10 +128,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cuda (cpu only for a dry run)")
     parser.add_argument("--deadline-seconds", type=float, default=420)
     parser.add_argument("--max-epochs", type=int, default=60)
-    parser.add_argument("--main", choices=("bf16-compile", "bf16"), default="bf16-compile",
-                        help="the variant of the run that fills the time left")
-    parser.add_argument("--eager-seconds", type=float,
-                        help="bf16 seconds per epoch measured before: skip the short variants")
+    parser.add_argument(
+        "--main",
+        choices=("bf16-compile", "bf16"),
+        default="bf16-compile",
+        help="the variant of the run that fills the time left",
+    )
+    parser.add_argument(
+        "--eager-seconds",
+        type=float,
+        help="bf16 seconds per epoch measured before: skip the short variants",
+    )
     parser.add_argument("--override", default="{}", help="JSON: recipe keys to change (dry run)")
     parser.add_argument("--variant", help="internal: run one variant in this process")
     parser.add_argument("--epochs", type=int, help="internal: the variant's epochs")

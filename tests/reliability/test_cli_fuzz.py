@@ -79,6 +79,10 @@ def _make_sandbox(root: Path, small_corpus: Path) -> dict[str, Path]:
     inputs = root / "inputs"
     (inputs / "notes.txt").write_text("a user's file")
     (inputs / "folder").mkdir()
+    foreign = inputs / "foreign-report"  # someone else's folder that looks like an evaluation
+    foreign.mkdir()
+    (foreign / "report.json").write_text("{}")
+    (foreign / "thesis.txt").write_text("a user's file")
     os.mkfifo(inputs / "fifo")
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(inputs / "socket"))
@@ -122,7 +126,7 @@ def _paths(box: dict[str, Path], flag: str, output: bool) -> Values:
         str(inputs / ("y" * 300)), "/proc/cryprint", "/sys/cryprint", str(inputs / "fifo"),
         str(inputs / "socket"), str(inputs / "null-device"), str(inputs / "notes.txt"),
         str(inputs / "folder"), str(inputs), str(box["corpus"]), str(box["model"]),
-        str(box["wav"]),
+        str(box["wav"]), str(inputs / "foreign-report"),
     ])  # fmt: skip
     if output:
         valid = st.integers(0, 5).map(lambda i: str(box["outputs"] / f"out{i}"))
@@ -184,6 +188,8 @@ VALID_NUMBERS = {
     "--aam-margin": ["0.2"], "--aam-scale": ["30"], "--plateau-factor": ["0.5"],
     "--learning-rate": ["0.001"],
 }  # fmt: skip
+# Files in the sandbox's inputs that CRYPRINT_STORE may name (each must be left as it is).
+STORE_HOSTILE = ("fifo", "socket", "null-device", "notes.txt", "folder")
 HOSTILE_NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1e308", "9" * 25, "1.5", "x", ""]
 
 
@@ -201,7 +207,9 @@ def _values(action: argparse.Action, box: dict[str, Path]) -> Values:
     valid = st.sampled_from(
         {"--device": ["cpu", "auto"], "--shard": ["1/2", "2/2"]}.get(flag, ["random"])
     )
-    return valid, st.one_of(st.sampled_from(["cuda:9", "meta", "x", ""]), st.text(max_size=12))
+    huge = "1" + "0" * 20  # a shard count of 10^20 once grew memory without end
+    words = ["cuda:9", "meta", "x", "", f"1/{huge}", f"{huge}/{huge}", "0/0", "3/2"]
+    return valid, st.one_of(st.sampled_from(words), st.text(max_size=12))
 
 
 # How hostile a command line is: every value valid (the success paths and their outputs), one
@@ -272,6 +280,9 @@ def _keeps_its_promises(line: list[str], box: dict[str, Path], capsys) -> tuple[
     the outputs it names (or their documented defaults). Returns the exit code and stderr."""
     outputs = _named_outputs(line)
     before = _snapshot(box["inputs"], outputs)
+    # A folder of someone else's files is never replaced, even when named as an output.
+    foreign = box["inputs"] / "foreign-report"
+    foreign_before = _snapshot(foreign, [])
     try:
         code = cli.main(line)
     except SystemExit as exit_:  # argparse's own refusal of a command line
@@ -280,6 +291,7 @@ def _keeps_its_promises(line: list[str], box: dict[str, Path], capsys) -> tuple[
     assert code in DOCUMENTED_EXIT_CODES, (line, code, err)
     assert "internal error" not in err and "Traceback" not in err, (line, err)
     assert _snapshot(box["inputs"], outputs) == before, line
+    assert _snapshot(foreign, []) == foreign_before, line
     return code, err
 
 
@@ -303,9 +315,15 @@ def _fuzz(
     monkeypatch.chdir(box["outputs"])
     codes: Counter[int] = Counter()
 
+    inputs = box["inputs"]
+    # The embedding store: the test session's, or a special file or another's file put there.
+    hostile = [str(inputs / name) for name in STORE_HOSTILE if os.path.lexists(inputs / name)]
+    stores = [os.environ["CRYPRINT_STORE"], *hostile]
+
     @fuzz_settings
-    @given(lines)
-    def run(line: list[str]) -> None:
+    @given(lines, st.sampled_from(stores))
+    def run(line: list[str], store: str) -> None:
+        monkeypatch.setenv("CRYPRINT_STORE", store)
         code, _ = _keeps_its_promises(line, box, capsys)
         event(f"exit {code}")
         codes[code] += 1
