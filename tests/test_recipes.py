@@ -75,6 +75,18 @@ def test_every_recipe_has_a_summary(name: str) -> None:
     assert isinstance(summary, str) and summary.strip()
 
 
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_says_which_schedule_it_trains_with(name: str) -> None:
+    assert "schedule" in RECIPES[name].summary
+
+
+def test_the_demo_trains_with_the_cosine_schedule() -> None:
+    from cryprint.demo import DEMO_TRAINING
+
+    assert DEMO_TRAINING.schedule == "cosine"
+    assert make_config({}).schedule == "plateau"  # --full keeps the published recipe's
+
+
 def test_recipes_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         RECIPES["winners"].tta = 1  # type: ignore[misc]

@@ -29,11 +29,16 @@ class Recipe:
 # ``--recipe``: the reference (3rd-place) recipe as it is, or with what the 1st-place
 # CryCeleb2023 system added: test-time augmentation and the dev babies' birth recordings.
 RECIPES = {
-    "reference": Recipe({}, 1, "the reference triplet recipe"),
+    "reference": Recipe(
+        {},
+        1,
+        "the reference triplet recipe (schedule: plateau with --full, as published; "
+        "cosine in the CPU demo, measured better per CPU-minute)",
+    ),
     "winners": Recipe(
         {"train_on": "train+dev-B"},
         5,
         "the 1st-place additions: train on train + dev births (train_on: train+dev-B), "
-        "embed with 5 test-time augmentation views",
+        "embed with 5 test-time augmentation views (schedule as reference)",
     ),
 }
