@@ -150,9 +150,15 @@ def launch(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace) -> None:
     times = json.loads((args.out / "epoch_seconds.json").read_text())
     results = [json.loads(p.read_text()) for p in sorted(args.out.glob("runs/*/result.json"))]
-    rows = [row for result in results for row in _rows(result, times[result["config"]])]
+    ran = {(r["config"], r["budget_minutes"], r["seed"]) for r in results}
+    rows = [
+        row
+        for result in results
+        for row in _rows(result, times[result["config"]])
+        if row[-1] != "–" or (row[0], int(row[1]), int(row[2])) not in ran
+    ]
     header = ["config", "budget (min)", "seed", "epochs", "best val EER %", "last val EER %"]
-    print(table([*header, "test EER % (best model)"], sorted(rows)))
+    print(table([*header, "test EER % (best model)", "test minDCF"], sorted(rows)))
     _plot(results, times, args.out / "curves.png")
 
 
@@ -160,18 +166,20 @@ def _rows(result: dict, seconds: float) -> list[list[str]]:
     """A result's rows: its own budget; a plateau run also at every shorter budget (the
     plateau does not know the run's length, so its first minutes are a shorter run)."""
     curve = [r for r in result["curve"] if r["epoch"] >= 1]
-    budgets = [5, 15] if result["config"] == "plateau" else [result["budget_minutes"]]
+    own = result["budget_minutes"]
+    budgets = [b for b in (5, 15) if b <= own] if result["config"] == "plateau" else [own]
     rows = []
     for budget in budgets:
         upto = [r for r in curve if r["epoch"] * seconds <= budget * 60 + 1e-9]
         if not upto:
             continue
         best = min(upto, key=lambda r: r["validation_eer"])
-        own = budget == result["budget_minutes"]
-        test = f"{100 * result['test_eer']:.2f}" if own else "–"
+        mine = budget == own
+        test = f"{100 * result['test_eer']:.2f}" if mine else "–"
+        dcf = f"{result['test_min_dcf']:.3f}" if mine else "–"
         eers = (f"{100 * best['validation_eer']:.2f}", f"{100 * upto[-1]['validation_eer']:.2f}")
         rows.append(
-            [result["config"], str(budget), str(result["seed"]), str(len(upto)), *eers, test]
+            [result["config"], str(budget), str(result["seed"]), str(len(upto)), *eers, test, dcf]
         )
     return rows
 
