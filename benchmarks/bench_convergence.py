@@ -28,14 +28,14 @@ import time
 from pathlib import Path
 
 from common import machine_description, table
+from cryprint.demo import DEMO_TRAINING
 
 HERE = Path(__file__).resolve()
-# The demo's recipe (cryprint.demo.DEMO_TRAINING) and what each configuration changes in it.
-BASE = {
-    "init": "random", "channels": 64, "batch_babies": 16, "crops_per_baby": 3,
-    "crop_min_seconds": 1.0, "crop_max_seconds": 2.0, "learning_rate": 0.002,
-    "select_by": "eer", "device": "cpu",
-}  # fmt: skip
+# The demo's recipe, read from cryprint.demo.DEMO_TRAINING (not restated), and what each
+# configuration changes in it.
+BASE_KEYS = ("init", "channels", "batch_babies", "crops_per_baby", "crop_min_seconds",
+             "crop_max_seconds", "learning_rate", "select_by", "device")  # fmt: skip
+BASE = {key: getattr(DEMO_TRAINING, key) for key in BASE_KEYS}
 CONFIGS = {
     "plateau": {"schedule": "plateau"},
     "cosine": {"schedule": "cosine"},
